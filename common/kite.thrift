@@ -1,0 +1,171 @@
+// kite's host-to-host protocol, version 1.
+//
+// Every connection is mutual TLS with the cluster CA (common/tls.h); a peer is a cluster host.
+// Framed transport, binary protocol; a frame over kMaxFrameBytes (common/rpc.h) is refused.
+// Two services: Remote (on kite-remoted, port 7071) accepts and runs guest jobs; Home (on
+// kite-homed, port 7070) is the authority for the processes whose home is its host.
+//
+// Compatibility: fields are only ever added, never renumbered; `protocol_version` in
+// HostStatus lets a newer daemon talk down to an older one.
+
+namespace cpp kite.rpc
+
+const i32 PROTOCOL_VERSION = 1
+
+// What the caller should do about an error (after absl::StatusCode).
+enum ErrorCode {
+  INVALID_ARGUMENT = 3,     // the request is malformed: do not retry it
+  NOT_FOUND = 5,            // no such job / vpid / host
+  PERMISSION_DENIED = 7,    // the caller may not do this
+  RESOURCE_EXHAUSTED = 8,   // no free slot: try another host
+  FAILED_PRECONDITION = 9,  // wrong state (owner active, draining): try another host
+  ABORTED = 10,
+  INTERNAL = 13,
+  UNAVAILABLE = 14,         // transient: retry
+}
+
+exception KiteError {
+  1: ErrorCode code
+  2: string message
+}
+
+// A host's state as its owner sees it (DESIGN §7).
+enum HostState {
+  IDLE = 0,          // takes guests
+  OWNER_ACTIVE = 1,  // the owner is back: takes no guests
+  DRAINING = 2,      // evicting its guests
+}
+
+// How `kite owner HOST ...` overrides the owner monitor.
+enum OwnerOverride {
+  AUTO = 0,
+  FORCE_ACTIVE = 1,
+  FORCE_IDLE = 2,
+}
+
+struct Credentials {
+  1: i32 uid
+  2: i32 gid
+  3: list<i32> groups
+}
+
+struct Rlimit {
+  1: i32 resource
+  2: i64 soft   // -1 is RLIM_INFINITY
+  3: i64 hard
+}
+
+struct WinSize {
+  1: i16 rows
+  2: i16 cols
+  3: i16 xpixel
+  4: i16 ypixel
+}
+
+struct Rusage {
+  1: i64 utime_us
+  2: i64 stime_us
+  3: i64 maxrss_kb
+  4: i64 minflt
+  5: i64 majflt
+  6: i64 nvcsw
+  7: i64 nivcsw
+}
+
+// Bits of ExecSpec.tty_mask: which of the caller's std fds are terminals.
+const i32 TTY_STDIN = 1
+const i32 TTY_STDOUT = 2
+const i32 TTY_STDERR = 4
+
+// Everything a job needs to start on another host exactly as it would have at home.
+struct ExecSpec {
+  1: list<binary> argv           // argv[0] is looked up in PATH from env, as execvp does
+  2: list<binary> env            // "NAME=value"
+  3: binary cwd                  // absolute
+  4: i32 umask
+  5: list<Rlimit> rlimits
+  6: Credentials creds           // vouched for by the home host (SO_PEERCRED of the deputy)
+  7: i64 blocked_signals         // bit (n-1) set: signal n blocked (sigmask is a libc macro)
+  8: i64 ignored_signals         // bit (n-1) set: signal n is SIG_IGN
+  9: i32 tty_mask
+  10: optional WinSize winsize
+  11: string home_host           // the home's host name (uname nodename the job sees)
+  12: i32 vpid                   // the deputy's pid at home: the job root's getpid()
+  13: i32 home_ppid              // the deputy's parent at home: the job root's getppid()
+}
+
+struct ExecReply {
+  1: i64 job_id
+}
+
+// Output since the acknowledged offsets. Offsets count bytes from the job's start, so a
+// reply lost on the way can be asked for again.
+struct JobOutput {
+  1: binary stdout_data
+  2: binary stderr_data
+  3: i64 stdout_offset    // offset of stdout_data's first byte
+  4: i64 stderr_offset
+  5: bool exited          // the root has exited and every byte of output is in this reply
+  6: i32 wait_status      // raw wait(2) status, valid when exited
+  7: Rusage rusage        // of the whole job, valid when exited
+}
+
+struct GuestJob {
+  1: i64 job_id
+  2: string home_host
+  3: i32 vpid
+  4: i32 uid
+  5: i32 local_pid
+  6: i64 started_unix_ms
+  7: binary command       // argv joined by spaces, for display
+}
+
+// What a remoted publishes about its host about once a second.
+struct HostStatus {
+  1: string host
+  2: HostState state
+  3: OwnerOverride override_mode
+  4: double load1             // guests' and owner's runnable load, 1-minute average
+  5: i32 slots
+  6: i32 free_slots
+  7: i64 free_memory_kb
+  8: i64 owner_idle_ms        // how long the owner has been away; 0 while active
+  9: list<GuestJob> guests
+  10: i32 protocol_version
+  11: i64 sent_unix_ms
+}
+
+service Remote {
+  HostStatus status()
+
+  // Claims a slot and starts the job. RESOURCE_EXHAUSTED: no free slot; FAILED_PRECONDITION:
+  // the owner is active or the host drains; PERMISSION_DENIED: the credentials are refused.
+  ExecReply start_job(1: ExecSpec spec) throws (1: KiteError e)
+
+  // Returns output past the acknowledged offsets, waiting up to wait_ms for some (long poll).
+  JobOutput read_output(1: i64 job_id, 2: i64 stdout_ack, 3: i64 stderr_ack, 4: i32 wait_ms)
+      throws (1: KiteError e)
+
+  // Queues stdin bytes starting at `offset`; returns the offset accepted up to. Bytes before
+  // an already accepted offset are ignored, so a retry never duplicates input.
+  i64 write_input(1: i64 job_id, 2: i64 offset, 3: binary data, 4: bool eof)
+      throws (1: KiteError e)
+
+  void signal_job(1: i64 job_id, 2: i32 signo) throws (1: KiteError e)
+  void resize(1: i64 job_id, 2: WinSize winsize) throws (1: KiteError e)
+
+  // The home has the exit status: kill whatever is left of the job and free its slot.
+  // Also how a home that lost its deputy kills the job.
+  void release(1: i64 job_id) throws (1: KiteError e)
+
+  void set_owner(1: OwnerOverride mode) throws (1: KiteError e)
+}
+
+service Home {
+  // A remoted's periodic state report.
+  oneway void report_state(1: HostStatus status)
+
+  // Delivers a signal to a process whose home is this host, on behalf of `caller`, who must
+  // own it (or be root). Returns 0 or an errno value as kill(2) would.
+  i32 kill(1: i32 pid, 2: i32 signo, 3: Credentials caller)
+}

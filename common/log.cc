@@ -1,0 +1,19 @@
+// Logging set-up: a stderr sink shared by every thread of the process.
+#include "common/log.h"
+
+#include <spdlog/sinks/stdout_sinks.h>
+
+#include <cstdlib>
+
+namespace kite {
+
+void InitLogging(const std::string& component, const std::string& level) {
+  auto logger = spdlog::stderr_logger_mt(component);
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%n] [%l] %v");
+  const char* env = std::getenv("KITE_LOG");
+  spdlog::set_level(spdlog::level::from_str(env && *env ? env : level));
+  spdlog::flush_on(spdlog::level::info);
+}
+
+}  // namespace kite
