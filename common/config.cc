@@ -10,6 +10,7 @@
 #include <sstream>
 
 #define TOML_EXCEPTIONS 0
+#define TOML_HEADER_ONLY 1
 #include <toml++/toml.h>
 
 namespace kite {

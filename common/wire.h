@@ -31,12 +31,13 @@ enum class MsgType : uint16_t {
   kSignal = 4,      // SignalMsg
   kWinsize = 5,     // Winsize
   // homed → deputy
-  kRunLocal = 20,   // empty: no host took the job; the deputy runs it itself
+  kRunLocal = 20,   // Chunk (why, for --verbose): no host took the job; the deputy runs it itself
   kPlaced = 21,     // Placed
   kStdoutData = 22, // Chunk
   kStderrData = 23, // Chunk
   kExit = 24,       // ExitMsg
   kError = 25,      // ErrorMsg: the job could not be run or was lost; the deputy exits 255
+  kStdinAck = 26,   // Offset: the remote host accepted stdin up to here (flow control)
   // kite CLI → homed, and the replies
   kHostsQuery = 40, // empty
   kHostsReply = 41, // HostsReply
@@ -202,6 +203,16 @@ struct SignalMsg {
   int32_t signo = 0;
   void Encode(Writer& w) const { w.i32(signo); }
   bool Decode(Reader& r) { signo = r.i32(); return r.done() && signo > 0 && signo < 65; }
+};
+
+// The deputy keeps at most this many stdin bytes unacknowledged, so homed never has to stop
+// reading the deputy's socket (signals must always get through).
+inline constexpr uint64_t kStdinWindow = 1u << 20;
+
+struct Offset {
+  uint64_t offset = 0;
+  void Encode(Writer& w) const { w.u64(offset); }
+  bool Decode(Reader& r) { offset = r.u64(); return r.done(); }
 };
 
 struct Placed {

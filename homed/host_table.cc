@@ -1,0 +1,51 @@
+// HostTable: placement order is least load per slot first, with jitter (DESIGN §7).
+#include "homed/host_table.h"
+
+#include <algorithm>
+
+namespace kite {
+
+void HostTable::Update(const rpc::HostStatus& status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Entry& e = hosts_[status.host];
+  e.status = status;
+  e.received = Clock::now();
+}
+
+std::vector<HostTable::Entry> HostTable::Snapshot() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<Entry> out;
+  auto now = Clock::now();
+  for (const auto& [name, e] : hosts_) {
+    Entry copy = e;
+    copy.reachable = now - e.received < kStaleAfter;
+    out.push_back(std::move(copy));
+  }
+  return out;
+}
+
+std::vector<std::string> HostTable::Candidates(const std::string& exclude) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto now = Clock::now();
+  std::uniform_real_distribution<double> jitter(0.0, 0.25);
+  std::vector<std::pair<double, std::string>> scored;
+  for (const auto& [name, e] : hosts_) {
+    const rpc::HostStatus& s = e.status;
+    if (name == exclude || now - e.received >= kStaleAfter) continue;
+    if (s.state != rpc::HostState::IDLE || s.free_slots <= 0 || s.slots <= 0) continue;
+    double busy = static_cast<double>(s.slots - s.free_slots) / s.slots;
+    scored.emplace_back(busy + s.load1 / s.slots + jitter(rng_), name);
+  }
+  std::sort(scored.begin(), scored.end());
+  std::vector<std::string> out;
+  for (auto& [score, name] : scored) out.push_back(std::move(name));
+  return out;
+}
+
+void HostTable::NoteClaimed(const std::string& host) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = hosts_.find(host);
+  if (it != hosts_.end() && it->second.status.free_slots > 0) --it->second.status.free_slots;
+}
+
+}  // namespace kite
