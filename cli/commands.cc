@@ -1,0 +1,133 @@
+// `kite hosts`, `kite ps`, `kite owner`, `kite cluster init`: requests to homed's local socket.
+#include "cli/commands.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "cli/table.h"
+#include "common/wire_io.h"
+
+namespace kite {
+namespace {
+
+int Error(const std::string& m) {
+  fprintf(stderr, "kite: %s\n", m.c_str());
+  return 1;
+}
+
+// Sends one request and reads the reply; on failure prints why and returns false.
+template <typename Req>
+bool Ask(const std::string& socket_path, wire::MsgType type, const Req& req, wire::MsgType* reply_type,
+         std::string* body) {
+  int fd = wire::ConnectUnix(socket_path.c_str());
+  if (fd < 0) {
+    Error("cannot reach kite-homed at " + socket_path + ": " + strerror(-fd) + " (is kite-homed running?)");
+    return false;
+  }
+  int err = wire::Send(fd, type, req);
+  if (!err) err = wire::RecvFrame(fd, reply_type, body);
+  close(fd);
+  if (err) {
+    Error(std::string("talking to kite-homed: ") + strerror(err));
+    return false;
+  }
+  if (*reply_type == wire::MsgType::kError) {
+    wire::ErrorMsg e;
+    Error(wire::DecodeBody(*body, &e) == 0 ? e.message : "malformed error from kite-homed");
+    return false;
+  }
+  return true;
+}
+
+std::string Fixed(double v, int digits) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+}  // namespace
+
+int RunHosts(const std::string& socket_path, bool json) {
+  wire::MsgType type;
+  std::string body;
+  if (!Ask(socket_path, wire::MsgType::kHostsQuery, wire::Empty{}, &type, &body)) return 1;
+  wire::HostsReply reply;
+  if (type != wire::MsgType::kHostsReply || wire::DecodeBody(body, &reply) != 0) return Error("malformed reply from kite-homed");
+  if (json) {
+    std::string out = "[";
+    for (size_t i = 0; i < reply.hosts.size(); ++i) {
+      const auto& h = reply.hosts[i];
+      out += (i ? ",\n " : "") + std::string("{\"host\": ") + JsonString(h.host) + ", \"state\": " + JsonString(h.state) +
+             ", \"override\": " + JsonString(h.override_mode) + ", \"load1\": " + Fixed(h.load1, 2) +
+             ", \"slots\": " + std::to_string(h.slots) + ", \"free_slots\": " + std::to_string(h.free_slots) +
+             ", \"guests\": " + std::to_string(h.guests) + ", \"owner_idle_ms\": " + std::to_string(h.owner_idle_ms) +
+             ", \"free_memory_kb\": " + std::to_string(h.free_memory_kb) +
+             ", \"last_report_ms_ago\": " + std::to_string(h.last_report_ms_ago) + "}";
+    }
+    printf("%s]\n", out.c_str());
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {{"HOST", "STATE", "LOAD", "SLOTS", "GUESTS", "OWNER IDLE", "FREE MEM"}};
+  for (const auto& h : reply.hosts) {
+    bool up = h.state != "unreachable";
+    std::string state = h.state + (h.override_mode != "auto" && up ? " (forced)" : "");
+    rows.push_back({h.host, state, up ? Fixed(h.load1, 2) : "-",
+                    up ? std::to_string(h.free_slots) + "/" + std::to_string(h.slots) : "-",
+                    up ? std::to_string(h.guests) : "-", up ? FormatDuration(h.owner_idle_ms) : "-",
+                    up ? std::to_string(h.free_memory_kb / 1024) + "M" : "-"});
+  }
+  fputs(FormatTable(rows, {false, false, true, true, true, true, true}).c_str(), stdout);
+  return 0;
+}
+
+int RunPs(const std::string& socket_path, bool all_users, bool json) {
+  wire::PsQuery q;
+  q.all_users = all_users ? 1 : 0;
+  wire::MsgType type;
+  std::string body;
+  if (!Ask(socket_path, wire::MsgType::kPsQuery, q, &type, &body)) return 1;
+  wire::PsReply reply;
+  if (type != wire::MsgType::kPsReply || wire::DecodeBody(body, &reply) != 0) return Error("malformed reply from kite-homed");
+  if (json) {
+    std::string out = "[";
+    for (size_t i = 0; i < reply.jobs.size(); ++i) {
+      const auto& j = reply.jobs[i];
+      out += (i ? ",\n " : "") + std::string("{\"vpid\": ") + std::to_string(j.vpid) + ", \"home\": " + JsonString(j.home) +
+             ", \"host\": " + JsonString(j.host) + ", \"state\": " + JsonString(j.state) +
+             ", \"uid\": " + std::to_string(j.uid) + ", \"elapsed_ms\": " + std::to_string(j.elapsed_ms) +
+             ", \"command\": " + JsonString(j.command) + "}";
+    }
+    printf("%s]\n", out.c_str());
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {{"VPID", "HOME", "HOST", "STATE", "UID", "ELAPSED", "COMMAND"}};
+  for (const auto& j : reply.jobs)
+    rows.push_back({std::to_string(j.vpid), j.home, j.host, j.state, std::to_string(j.uid), FormatDuration(j.elapsed_ms), j.command});
+  fputs(FormatTable(rows, {true, false, false, false, true, true, false}).c_str(), stdout);
+  return 0;
+}
+
+int RunOwner(const std::string& socket_path, const std::string& host, const std::string& mode) {
+  wire::OwnerSet m;
+  m.host = host;
+  m.mode = mode;
+  wire::MsgType type;
+  std::string body;
+  if (!Ask(socket_path, wire::MsgType::kOwnerSet, m, &type, &body)) return 1;
+  return 0;
+}
+
+int RunClusterInit(const ClusterInitOptions& options) {
+  Status s = InitCluster(options);
+  if (!s.ok()) return Error("cluster init: " + s.message());
+  printf("wrote the cluster CA to %s/ca.pem and files for %zu hosts:\n", options.out_dir.c_str(), options.hosts.size());
+  for (const auto& [host, addr] : options.hosts)
+    printf("  %s/%s/  -> install as %s on %s (%s)\n", options.out_dir.c_str(), host.c_str(), options.config_dir.c_str(),
+           host.c_str(), addr.c_str());
+  printf("keep %s/ca.key secret: it can admit new hosts to the cluster\n", options.out_dir.c_str());
+  return 0;
+}
+
+}  // namespace kite

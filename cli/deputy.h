@@ -1,0 +1,24 @@
+// Deputy: what `kite run` becomes (DESIGN §2). It is the real child of its caller and stands in
+// for the job: it sends the job's whole execution context to homed, relays stdin, stdout,
+// stderr, signals and window size, and exits exactly as the job did (same code, or killed by
+// the same signal). When no host takes the job it execs the command itself, at home.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace kite {
+
+struct DeputyOptions {
+  std::string socket_path;          // homed's local socket
+  std::string host;                 // requested host; empty: placement decides
+  bool allow_local = true;          // run at home when no host has a free slot
+  bool verbose = false;             // say where the job runs, and why at home
+  std::vector<std::string> argv;    // the command
+};
+
+// Runs the job and never returns: exits with the job's status, or 255 with a message on
+// stderr when kite itself failed (homed unreachable, the job's host lost).
+[[noreturn]] void RunDeputy(const DeputyOptions& options);
+
+}  // namespace kite

@@ -1,0 +1,101 @@
+// kite: the user's command. main() parses and dispatches; the work is in deputy.cc and
+// commands.cc.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "cli/deputy.h"
+#include "common/config.h"
+#include "common/wire_io.h"
+
+namespace {
+
+// The socket of this host's homed, from the config when there is one.
+std::string SocketPath(const std::string& config_path) {
+  auto config = kite::LoadConfig(config_path);
+  if (config.ok()) return config->socket_path();
+  if (!config_path.empty() || config.status().code() != kite::StatusCode::kNotFound) {
+    fprintf(stderr, "kite: %s\n", config.status().message().c_str());
+    std::exit(2);
+  }
+  return kite::wire::kDefaultSocketPath;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"kite: run processes on the idle hosts of a kite cluster as if they ran here"};
+  app.require_subcommand(1);
+  std::string config_path;
+  app.add_option("--config", config_path, "configuration file (default: $KITE_CONFIG or /etc/kite/kite.toml)");
+
+  // kite run
+  kite::DeputyOptions run_opts;
+  bool no_local = false;
+  auto* run = app.add_subcommand("run", "run a command on an idle host; exits as the command did");
+  run->add_option("--host", run_opts.host, "run on this host (no fallback to home)");
+  run->add_flag("--no-local", no_local, "fail (status 255) instead of running at home when no host has a free slot");
+  run->add_flag("-v,--verbose", run_opts.verbose, "say on stderr where the command runs");
+  run->add_option("command", run_opts.argv, "the command and its arguments (put them after --)")->required();
+  run->prefix_command();
+  run->footer("Example: kite run -- make -C src all\nStatus 255 with a 'kite:' message means kite itself failed.");
+
+  // kite hosts / ps
+  bool json = false, all_users = false;
+  auto* hosts = app.add_subcommand("hosts", "list the cluster's hosts: state, load, slots, owner idle time, guests");
+  hosts->add_flag("--json", json, "print JSON");
+  auto* ps = app.add_subcommand("ps", "list your jobs, cluster-wide: vpid, home, host, state, elapsed, command");
+  ps->add_flag("--json", json, "print JSON");
+  ps->add_flag("-a,--all", all_users, "every user's jobs (root only)");
+
+  // kite owner HOST active|idle|auto
+  std::string owner_host, owner_mode;
+  auto* owner = app.add_subcommand("owner", "force a host's owner state (for tests and demos): active, idle or auto");
+  owner->add_option("host", owner_host, "the host")->required();
+  owner->add_option("state", owner_mode, "active: the owner is back, the host takes no guests; idle; auto: detect")
+      ->required()
+      ->check(CLI::IsMember({"active", "idle", "auto"}));
+
+  // kite cluster init
+  auto* cluster = app.add_subcommand("cluster", "cluster administration");
+  cluster->require_subcommand(1);
+  kite::ClusterInitOptions init;
+  std::vector<std::string> host_args;
+  auto* cinit = cluster->add_subcommand("init", "make a cluster CA, and certificates and configs for its hosts");
+  cinit->add_option("--out", init.out_dir, "output directory")->required();
+  cinit->add_option("--name", init.cluster_name, "cluster name")->capture_default_str();
+  cinit->add_option("--slots", init.slots_per_host, "guest slots per host (default: CPUs)");
+  cinit->add_flag("--allow-root", init.allow_root, "let root's jobs run on other hosts");
+  cinit->add_option("--owner-detect", init.owner_detect, "auto or none")
+      ->check(CLI::IsMember({"auto", "none"}))
+      ->capture_default_str();
+  cinit->add_option("--shared-path", init.shared_path, "the shared file system's mount point")->capture_default_str();
+  cinit->add_option("--config-dir", init.config_dir, "where each host keeps these files")->capture_default_str();
+  cinit->add_option("--cgroup-parent", init.cgroup_parent_template, "guests' cgroup parent; {host} is replaced");
+  cinit->add_option("hosts", host_args, "HOST=ADDRESS for each host")->required();
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (*run) {
+    run_opts.allow_local = !no_local;
+    auto rest = run->remaining();
+    run_opts.argv.insert(run_opts.argv.end(), rest.begin(), rest.end());
+    run_opts.socket_path = SocketPath(config_path);
+    kite::RunDeputy(run_opts);
+  }
+  if (*hosts) return kite::RunHosts(SocketPath(config_path), json);
+  if (*ps) return kite::RunPs(SocketPath(config_path), all_users, json);
+  if (*owner) return kite::RunOwner(SocketPath(config_path), owner_host, owner_mode);
+  if (*cinit) {
+    for (const auto& h : host_args) {
+      auto eq = h.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == h.size()) {
+        fprintf(stderr, "kite: cluster init: '%s' is not HOST=ADDRESS\n", h.c_str());
+        return 2;
+      }
+      init.hosts[h.substr(0, eq)] = h.substr(eq + 1);
+    }
+    return kite::RunClusterInit(init);
+  }
+  return 0;
+}
