@@ -2,6 +2,7 @@
 #include "common/log.h"
 
 #include <spdlog/sinks/stdout_sinks.h>
+#include <thrift/TOutput.h>
 
 #include <cstdlib>
 
@@ -14,6 +15,9 @@ void InitLogging(const std::string& component, const std::string& level) {
   const char* env = std::getenv("KITE_LOG");
   spdlog::set_level(spdlog::level::from_str(env && *env ? env : level));
   spdlog::flush_on(spdlog::level::info);
+  // Thrift reports refused handshakes and dropped peers on its own; they are routine for a
+  // daemon (a peer restarting), so they go to the debug log.
+  apache::thrift::GlobalOutput.setOutputFunction([](const char* msg) { SPDLOG_DEBUG("thrift: {}", msg); });
 }
 
 }  // namespace kite

@@ -1,6 +1,8 @@
 // Thrift over mutual TLS: factories, the server, and the Status <-> exception boundary.
 #include "common/rpc.h"
 
+#include <netdb.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,6 +49,28 @@ class LimitedFramedTransportFactory : public apache::thrift::transport::TTranspo
   }
 };
 
+// Binds and releases the port once, so that "address in use" or a bad address is reported when
+// the daemon starts, with a clear message, and not later from serve().
+Status ProbeBind(const std::string& address, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  std::string service = std::to_string(port);
+  int rc = getaddrinfo(address.empty() ? nullptr : address.c_str(), service.c_str(), &hints, &res);
+  if (rc != 0) return InvalidArgument("listen address " + address + ": " + gai_strerror(rc));
+  Status s;
+  int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  if (fd < 0) s = PosixError("socket", errno);
+  else if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one), ::bind(fd, res->ai_addr, res->ai_addrlen) != 0)
+    s = PosixError("bind " + address + ":" + service, errno);
+  if (fd >= 0) ::close(fd);
+  freeaddrinfo(res);
+  return s;
+}
+
 }  // namespace
 
 std::shared_ptr<TConfiguration> ThriftLimits() {
@@ -74,14 +98,13 @@ StatusOr<std::shared_ptr<apache::thrift::server::TServer>> MakeServer(
     std::shared_ptr<apache::thrift::TProcessor> processor) {
   using namespace apache::thrift;
   try {
+    KITE_RETURN_IF_ERROR(ProbeBind(listen_address, port));
     auto socket = std::make_shared<transport::TSSLServerSocket>(listen_address, port, tls.server_factory());
     // Lets stop() wake connection threads blocked in a read.
     socket->setInterruptableChildren(true);
     auto server = std::make_shared<server::TThreadedServer>(
         processor, socket, std::make_shared<LimitedFramedTransportFactory>(),
         std::make_shared<protocol::TBinaryProtocolFactory>(kMaxFrameBytes, 1 << 20, true, true));
-    // Listen now, so a port in use is reported here and not from serve().
-    socket->listen();
     return std::shared_ptr<server::TServer>(server);
   } catch (const std::exception& e) {
     return Unavailable("listen on " + listen_address + ":" + std::to_string(port) + ": " + e.what());

@@ -270,7 +270,8 @@ inline void EncodeList(Writer& w, const std::vector<T>& v) {
 template <typename T>
 inline bool DecodeList(Reader& r, std::vector<T>* v, uint32_t max) {
   uint32_t n = r.u32();
-  if (!r.ok() || n > max) return false;
+  // Every element takes at least one byte: a larger count is a lie, refused before allocating.
+  if (!r.ok() || n > max || n > r.remaining()) return false;
   v->resize(n);
   for (auto& x : *v) if (!x.Decode(r)) return false;
   return true;
