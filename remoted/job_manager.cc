@@ -1,0 +1,737 @@
+// JobManager: the jobs table and slots, the epoll I/O thread (stdio relay, exit detection,
+// reaping) and the release/kill path.
+#include "remoted/job_manager.h"
+
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "common/log.h"
+#include "remoted/input_queue.h"
+#include "remoted/output_buffer.h"
+
+namespace kite {
+namespace {
+
+constexpr int kStdout = 0, kStderr = 1;
+// Read sources of a job: its stdout pipe, its stderr pipe, its pty master.
+constexpr int kSrcStdout = 0, kSrcStderr = 1, kSrcPty = 2, kSources = 3;
+constexpr size_t kIoChunk = 64 << 10;
+// After the drain deadline, what a stream may still take in one go past the high-water mark.
+constexpr size_t kFinalDrainCap = 2 << 20;
+constexpr auto kSweepInterval = std::chrono::milliseconds(250);
+constexpr auto kKillTimeout = std::chrono::seconds(3);
+constexpr auto kReapTimeout = std::chrono::seconds(5);
+
+int64_t WallNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+rpc::Rusage ToRusage(const struct rusage& ru) {
+  rpc::Rusage r;
+  r.utime_us = static_cast<int64_t>(ru.ru_utime.tv_sec) * 1000000 + ru.ru_utime.tv_usec;
+  r.stime_us = static_cast<int64_t>(ru.ru_stime.tv_sec) * 1000000 + ru.ru_stime.tv_usec;
+  r.maxrss_kb = ru.ru_maxrss;
+  r.minflt = ru.ru_minflt;
+  r.majflt = ru.ru_majflt;
+  r.nvcsw = ru.ru_nvcsw;
+  r.nivcsw = ru.ru_nivcsw;
+  return r;
+}
+
+}  // namespace
+
+struct JobManager::Job {
+  enum class Phase { kRunning, kDraining, kExited };
+
+  // Fixed once the job is in jobs_.
+  int64_t id = 0;
+  pid_t pid = 0;  // the root; also its process group and session (setsid)
+  std::string home_host;
+  int32_t vpid = 0;
+  int32_t uid = 0;
+  int64_t started_unix_ms = 0;
+  std::string command;
+  std::string pty_slave;  // "/dev/pts/N", or empty
+
+  // Fds. Set by Start before the job reaches the I/O thread; from then on changed (closed)
+  // only by the I/O thread with mu_ held. -1: closed or absent.
+  int pidfd = -1;
+  int master = -1;
+  int in_fd = -1;  // the stdin pipe or the master
+  struct Source {
+    int fd = -1;
+    int stream = kStdout;
+    bool eof = true;
+  } src[kSources];  // GUARDED_BY(mu_) (eof)
+  std::map<int, uint32_t> registered;  // I/O thread only: fd -> epoll events
+
+  OutputBuffer out[2];  // GUARDED_BY(mu_): stdout, stderr
+  InputQueue in;        // GUARDED_BY(mu_)
+  bool line_empty = true;  // GUARDED_BY(mu_): the pty's input line (for ^D)
+  Phase phase = Phase::kRunning;  // GUARDED_BY(mu_)
+  bool root_reaped = false;       // GUARDED_BY(mu_)
+  int wait_status = 0;            // GUARDED_BY(mu_)
+  rpc::Rusage rusage;             // GUARDED_BY(mu_)
+  Clock::time_point drain_deadline, exited_at, last_contact;  // GUARDED_BY(mu_)
+  bool releasing = false;  // GUARDED_BY(mu_)
+  bool released = false;   // GUARDED_BY(mu_)
+  std::condition_variable cv;  // output, exit, reaped, released
+
+  bool StreamEof(int stream) const {
+    for (const Source& s : src) {
+      if (s.stream == stream && !s.eof) return false;
+    }
+    return true;
+  }
+};
+
+StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const Config& config, const OwnerMonitor* owner) {
+  if (config.slots <= 0) return InvalidArgument("slots must be positive");
+  UniqueFd epoll(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll.valid()) return PosixError("epoll_create1", errno);
+  UniqueFd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wake.valid()) return PosixError("eventfd", errno);
+  struct epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = wake.get();
+  if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, wake.get(), &ev) < 0) return PosixError("epoll_ctl", errno);
+  // Orphans of guest jobs become our children, so they are reaped (and counted) here
+  // instead of lingering under init.
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) return PosixError("PR_SET_CHILD_SUBREAPER", errno);
+  std::unique_ptr<JobManager> m(new JobManager(config, owner, std::move(epoll), std::move(wake)));
+  if (int stale = m->cgroups_.RemoveStale())
+    KLOG_WARN("killed and removed {} job cgroup(s) left by a previous kite-remoted", stale);
+  m->io_thread_ = std::thread([p = m.get()] { p->IoLoop(); });
+  m->housekeeping_thread_ = std::thread([p = m.get()] { p->HousekeepingLoop(); });
+  return m;
+}
+
+JobManager::JobManager(const Config& config, const OwnerMonitor* owner, UniqueFd epoll, UniqueFd wake)
+    : config_(config),
+      owner_(owner),
+      cgroups_(JobCgroups::Options{"/sys/fs/cgroup", config.cgroup_parent, config.host_name, config.guest_cpu_shares,
+                                   config.guest_memory_limit_mb}),
+      epoll_(std::move(epoll)),
+      wake_(std::move(wake)),
+      io_buf_(kIoChunk) {
+  // Ids are never reused across restarts, so a home cannot read a stranger's job by an old id.
+  next_id_ = WallNowMs() * 1000;
+}
+
+JobManager::~JobManager() { Shutdown(); }
+
+void JobManager::WakeIo() {
+  uint64_t one = 1;
+  ssize_t n = ::write(wake_.get(), &one, sizeof one);
+  (void)n;  // EAGAIN: the counter is already non-zero, the thread wakes anyway
+}
+
+std::shared_ptr<JobManager::Job> JobManager::FindLocked(int64_t id) const {
+  auto it = jobs_.find(id);
+  return it == jobs_.end() ? nullptr : it->second;
+}
+
+LaunchOptions JobManager::CurrentLaunchOptions() {
+  LaunchOptions o;
+  o.allow_root = config_.allow_root;
+  o.sock_path = config_.socket_path();
+  if (!config_.shim_path.empty() && ::access(config_.shim_path.c_str(), R_OK) == 0) {
+    o.shim_path = config_.shim_path;
+  } else {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!shim_warned_) {
+      shim_warned_ = true;
+      KLOG_WARN("shim {} is missing: guest jobs run without LD_PRELOAD (not virtualised)",
+                config_.shim_path.empty() ? std::string("(not configured)") : config_.shim_path);
+    }
+  }
+  return o;
+}
+
+// --- the API ---------------------------------------------------------------------------
+
+StatusOr<int64_t> JobManager::Start(const rpc::ExecSpec& spec) {
+  KITE_ASSIGN_OR_RETURN(auto launcher, JobLauncher::Prepare(spec, CurrentLaunchOptions()));
+  switch (owner_->state()) {
+    case rpc::HostState::IDLE: break;
+    case rpc::HostState::OWNER_ACTIVE:
+      return FailedPrecondition("host " + config_.host_name + " takes no guests: its owner is active");
+    default:
+      return FailedPrecondition("host " + config_.host_name + " takes no guests: it is draining");
+  }
+  auto job = std::make_shared<Job>();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (shutting_down_) return Unavailable("kite-remoted on " + config_.host_name + " is shutting down");
+    if (used_slots_ >= config_.slots)
+      return ResourceExhausted("all " + std::to_string(config_.slots) + " guest slots of " + config_.host_name + " are taken");
+    ++used_slots_;
+    ++starting_;
+    job->id = next_id_++;
+  }
+  job->home_host = spec.home_host;
+  job->vpid = spec.vpid;
+  job->uid = spec.creds.uid;
+  job->started_unix_ms = WallNowMs();
+  job->command = launcher->command();
+
+  cgroups_.CreateJob(job->id);
+  auto launched = launcher->Launch([&](pid_t pid) {
+    cgroups_.AddProcess(job->id, pid);
+    std::lock_guard<std::mutex> lock(mu_);
+    job->pid = pid;
+    roots_[pid] = job;
+  });
+  if (!launched.ok()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = roots_.find(job->pid);
+      if (it != roots_.end() && it->second == job) roots_.erase(it);
+      --used_slots_;
+      if (--starting_ == 0) state_cv_.notify_all();
+    }
+    cgroups_.KillAll(job->id, kKillTimeout);
+    cgroups_.RemoveJob(job->id);
+    KLOG_WARN("cannot start job for {} vpid {} ({}): {}", spec.home_host, spec.vpid, job->command,
+              launched.status().ToString());
+    return launched.status();
+  }
+  LaunchedJob& l = launched.value();
+  if (!l.pidfd.valid()) KLOG_WARN("pidfd_open({}) failed: the exit of job {} is noticed by polling", l.pid, job->id);
+  job->pty_slave = l.pty_slave;
+  job->pidfd = l.pidfd.release();
+  job->master = l.master.release();
+  const int tty = launcher->tty_mask();
+  job->in_fd = (tty & JobLauncher::kTtyStdin) ? job->master : l.stdin_pipe.release();
+  job->src[kSrcStdout] = {l.stdout_pipe.release(), kStdout, false};
+  job->src[kSrcStderr] = {l.stderr_pipe.release(), kStderr, false};
+  // A terminal has one output: it goes to stdout when stdout was a terminal at home, else
+  // to stderr (a terminal only on stderr or stdin: diagnostics, prompts and echo).
+  job->src[kSrcPty] = {job->master, (tty & JobLauncher::kTtyStdout) ? kStdout : kStderr, false};
+  for (Job::Source& s : job->src) s.eof = s.fd < 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    job->last_contact = Clock::now();
+    jobs_[job->id] = job;
+    to_register_.push_back(job);
+    if (--starting_ == 0) state_cv_.notify_all();
+  }
+  WakeIo();
+  KLOG_INFO("job {} started: pid {}, uid {}, home {} vpid {}{}: {}", job->id, l.pid, job->uid, job->home_host, job->vpid,
+            job->pty_slave.empty() ? "" : ", pty " + job->pty_slave, job->command);
+  return job->id;
+}
+
+StatusOr<rpc::JobOutput> JobManager::ReadOutput(int64_t id, int64_t out_ack, int64_t err_ack, int32_t wait_ms) {
+  if (wait_ms < 0) return InvalidArgument("wait_ms must not be negative");
+  wait_ms = std::min(wait_ms, kMaxWaitMs);
+  std::unique_lock<std::mutex> lock(mu_);
+  std::shared_ptr<Job> job = FindLocked(id);
+  if (!job) return NotFound("no job " + std::to_string(id) + " on " + config_.host_name);
+  const int64_t acks[2] = {out_ack, err_ack};
+  const char* names[2] = {"stdout", "stderr"};
+  bool unpaused = false;
+  for (int s = 0; s < 2; ++s) {
+    if (acks[s] < 0 || acks[s] > job->out[s].end())
+      return InvalidArgument(std::string(names[s]) + " ack " + std::to_string(acks[s]) + " is outside the " +
+                             std::to_string(job->out[s].end()) + " bytes produced");
+    bool was_full = job->out[s].full();
+    job->out[s].Acknowledge(acks[s]);
+    unpaused |= was_full && !job->out[s].full();
+  }
+  job->last_contact = Clock::now();
+  if (unpaused) WakeIo();
+  job->cv.wait_for(lock, std::chrono::milliseconds(wait_ms), [&] {
+    return job->released || shutting_down_ || job->phase == Job::Phase::kExited || job->out[0].end() > out_ack ||
+           job->out[1].end() > err_ack;
+  });
+  if (job->released) return NotFound("job " + std::to_string(id) + " was released");
+  rpc::JobOutput r;
+  r.stdout_offset = job->out[0].Read(out_ack, kMaxReadBytes, &r.stdout_data);
+  r.stderr_offset = job->out[1].Read(err_ack, kMaxReadBytes, &r.stderr_data);
+  const bool all_out = r.stdout_offset + static_cast<int64_t>(r.stdout_data.size()) == job->out[0].end();
+  const bool all_err = r.stderr_offset + static_cast<int64_t>(r.stderr_data.size()) == job->out[1].end();
+  if (job->phase == Job::Phase::kExited && all_out && all_err) {
+    r.exited = true;
+    r.wait_status = job->wait_status;
+    r.rusage = job->rusage;
+  }
+  job->last_contact = Clock::now();
+  return r;
+}
+
+StatusOr<int64_t> JobManager::WriteInput(int64_t id, int64_t offset, const std::string& data, bool eof) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::shared_ptr<Job> job = FindLocked(id);
+  if (!job) return NotFound("no job " + std::to_string(id) + " on " + config_.host_name);
+  job->last_contact = Clock::now();
+  const int64_t before = job->in.accepted();
+  auto accepted = job->in.Offer(offset, data, eof);
+  if (!accepted.ok()) return accepted.status().With("job " + std::to_string(id));
+  if (*accepted > before || job->in.eof_due()) WakeIo();
+  return accepted;
+}
+
+Status JobManager::Signal(int64_t id, int32_t signo) {
+  if (signo < 0 || signo > 64) return InvalidArgument("signal " + std::to_string(signo) + " is not 0..64");
+  std::lock_guard<std::mutex> lock(mu_);
+  std::shared_ptr<Job> job = FindLocked(id);
+  if (!job) return NotFound("no job " + std::to_string(id) + " on " + config_.host_name);
+  job->last_contact = Clock::now();
+  // Once the root is reaped its pid may be reused: nothing is signalled any more (the home
+  // is about to get the exit status anyway).
+  if (job->root_reaped) return OkStatus();
+  if (::kill(-job->pid, signo) < 0 && errno != ESRCH)
+    return PosixError("kill job " + std::to_string(id) + " with signal " + std::to_string(signo), errno);
+  return OkStatus();
+}
+
+Status JobManager::Resize(int64_t id, const rpc::WinSize& w) {
+  if (w.rows < 0 || w.cols < 0 || w.xpixel < 0 || w.ypixel < 0) return InvalidArgument("window size must not be negative");
+  std::lock_guard<std::mutex> lock(mu_);
+  std::shared_ptr<Job> job = FindLocked(id);
+  if (!job) return NotFound("no job " + std::to_string(id) + " on " + config_.host_name);
+  job->last_contact = Clock::now();
+  if (job->master < 0) return OkStatus();  // no terminal (or it is gone): nothing to resize
+  struct winsize ws{};
+  ws.ws_row = static_cast<unsigned short>(w.rows);
+  ws.ws_col = static_cast<unsigned short>(w.cols);
+  ws.ws_xpixel = static_cast<unsigned short>(w.xpixel);
+  ws.ws_ypixel = static_cast<unsigned short>(w.ypixel);
+  // On the master, the kernel sends SIGWINCH to the terminal's foreground process group.
+  if (::ioctl(job->master, TIOCSWINSZ, &ws) < 0) return PosixError("TIOCSWINSZ", errno);
+  return OkStatus();
+}
+
+Status JobManager::Release(int64_t id) {
+  std::shared_ptr<Job> job;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    job = FindLocked(id);
+    if (!job) return NotFound("no job " + std::to_string(id) + " on " + config_.host_name);
+    if (job->releasing) {  // a concurrent release (the home's retry, or the GC) does the work
+      job->cv.wait_for(lock, kKillTimeout + kReapTimeout, [&] { return job->released; });
+      return OkStatus();
+    }
+    job->releasing = true;
+    // The pid cannot be reused before it is reaped, and reaping is recorded under mu_.
+    if (!job->root_reaped) ::kill(-job->pid, SIGKILL);
+  }
+  // The process group misses what left it (setsid, setpgid); the cgroups have everything.
+  if (!cgroups_.KillAll(id, kKillTimeout))
+    KLOG_ERROR("job {}: processes survive SIGKILL in its cgroups", id);
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (cgroups_.controllers().empty() && job->root_reaped) ::kill(-job->pid, SIGKILL);  // best effort
+    if (!job->cv.wait_for(lock, kReapTimeout, [&] { return job->root_reaped; }))
+      KLOG_ERROR("job {}: root pid {} not reaped {} s after SIGKILL; freeing its slot anyway", id, job->pid,
+                 std::chrono::duration_cast<std::chrono::seconds>(kReapTimeout).count());
+    job->released = true;
+    jobs_.erase(id);
+    --used_slots_;
+    job->cv.notify_all();
+  }
+  WakeIo();  // closes the job's fds
+  cgroups_.RemoveJob(id);
+  KLOG_INFO("job {} released (home {} vpid {})", id, job->home_host, job->vpid);
+  return OkStatus();
+}
+
+void JobManager::Shutdown() {
+  std::vector<int64_t> ids;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (shutting_down_) return;
+    shutting_down_ = true;
+    // A Start() past its checks finishes adding its job first, so the job is killed below.
+    state_cv_.wait(lock, [&] { return starting_ == 0; });
+    for (auto& [id, job] : jobs_) {
+      ids.push_back(id);
+      job->cv.notify_all();
+      if (!job->root_reaped) ::kill(-job->pid, SIGKILL);  // all at once, before the slow part
+    }
+  }
+  if (!ids.empty()) KLOG_INFO("shutting down: killing {} guest job(s)", ids.size());
+  for (int64_t id : ids) {
+    Status s = Release(id);
+    if (!s.ok() && s.code() != StatusCode::kNotFound) KLOG_WARN("release job {}: {}", id, s.ToString());
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_threads_ = true;
+  }
+  state_cv_.notify_all();
+  WakeIo();
+  if (housekeeping_thread_.joinable()) housekeeping_thread_.join();
+  if (io_thread_.joinable()) io_thread_.join();
+  // Orphans killed with their cgroups may still be on their way to becoming zombies: reap
+  // until no child is left (bounded: a task stuck in the kernel cannot hold us forever).
+  for (auto deadline = Clock::now() + std::chrono::seconds(1);;) {
+    Reap();
+    siginfo_t si;
+    std::memset(&si, 0, sizeof si);
+    if (::waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || Clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [id, job] : io_jobs_) CloseAllLocked(*job);
+  io_jobs_.clear();
+  for (auto& job : to_register_) CloseAllLocked(*job);
+  to_register_.clear();
+}
+
+int JobManager::free_slots() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return std::max(0, config_.slots - used_slots_);
+}
+
+std::vector<rpc::GuestJob> JobManager::Guests() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<rpc::GuestJob> guests;
+  for (const auto& [id, job] : jobs_) {
+    rpc::GuestJob g;
+    g.job_id = id;
+    g.home_host = job->home_host;
+    g.vpid = job->vpid;
+    g.uid = job->uid;
+    g.local_pid = job->pid;
+    g.started_unix_ms = job->started_unix_ms;
+    g.command = job->command;
+    guests.push_back(std::move(g));
+  }
+  return guests;
+}
+
+OwnerMonitor::GuestSample JobManager::SampleGuests() const {
+  OwnerMonitor::GuestSample s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, job] : jobs_) {
+      if (!job->pty_slave.empty()) s.ttys.insert(job->pty_slave);
+      if (!job->root_reaped) ++s.running;
+    }
+  }
+  s.cpu_ns = cgroups_.GuestCpuNs();
+  return s;
+}
+
+void JobManager::TEST_SetGcAfter(std::chrono::milliseconds after) {
+  std::lock_guard<std::mutex> lock(mu_);
+  gc_after_ = after;
+}
+
+// --- the I/O thread ----------------------------------------------------------------------
+
+void JobManager::IoLoop() {
+  // A write to a pipe whose reader is gone must fail with EPIPE here, not kill remoted.
+  sigset_t pipe_set;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, nullptr);
+
+  struct epoll_event events[64];
+  Clock::time_point next_sweep = Clock::now();
+  Clock::time_point next_deadline = Clock::now();
+  for (;;) {
+    auto now = Clock::now();
+    auto wake_at = std::min(next_sweep, next_deadline);
+    int timeout = wake_at <= now ? 0
+                                 : static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(wake_at - now).count());
+    int n = ::epoll_wait(epoll_.get(), events, 64, timeout);
+    if (n < 0) {
+      if (errno != EINTR) KLOG_ERROR("epoll_wait: {}", std::strerror(errno));
+      n = 0;
+    }
+    bool sweep = false;
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == wake_.get()) {
+        uint64_t count;
+        ssize_t r = ::read(fd, &count, sizeof count);
+        (void)r;
+        continue;
+      }
+      auto w = watches_.find(fd);
+      if (w == watches_.end()) continue;  // closed earlier in this round
+      auto it = io_jobs_.find(w->second);
+      if (it == io_jobs_.end()) continue;
+      Job& job = *it->second;
+      const uint32_t ev = events[i].events;
+      if (fd == job.pidfd) {
+        sweep = true;
+        continue;
+      }
+      if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        for (int s = 0; s < kSources; ++s) {
+          if (job.src[s].fd == fd) {
+            ReadSource(job, s);
+            break;
+          }
+        }
+      }
+      if ((ev & (EPOLLOUT | EPOLLERR)) && fd == job.in_fd) WriteStdin(job);
+    }
+    now = Clock::now();
+    if (sweep || now >= next_sweep) {
+      Reap();
+      next_sweep = now + kSweepInterval;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_threads_) return;
+      for (auto& job : to_register_) io_jobs_[job->id] = job;
+      to_register_.clear();
+    }
+    next_deadline = now + kSweepInterval;
+    for (auto it = io_jobs_.begin(); it != io_jobs_.end();) {
+      if (Maintain(*it->second, now, &next_deadline)) ++it;
+      else it = io_jobs_.erase(it);
+    }
+  }
+}
+
+void JobManager::ReadSource(Job& job, int s) {
+  const int fd = job.src[s].fd;  // only this thread changes it
+  ssize_t n = ::read(fd, io_buf_.data(), io_buf_.size());
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (n > 0) {
+    job.out[job.src[s].stream].Append(io_buf_.data(), static_cast<size_t>(n));
+  } else {
+    // 0: every writer closed the pipe. EIO on the pty master: every slave fd is closed.
+    if (n < 0 && !(s == kSrcPty && errno == EIO))
+      KLOG_WARN("job {}: reading its output: {}", job.id, std::strerror(errno));
+    job.src[s].eof = true;
+    if (s == kSrcPty) {
+      // Keep the master open until the job is over: closing it hangs up the terminal and
+      // SIGHUPs the session, which may still be running after closing its tty fds.
+      job.in.Discard();  // nobody is left to read the terminal
+    } else {
+      CloseFdLocked(job, fd);
+    }
+  }
+  job.cv.notify_all();
+}
+
+void JobManager::WriteStdin(Job& job) {
+  const int fd = job.in_fd;
+  std::string chunk;
+  bool eof_due;
+  char veof = 4;  // ^D
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string_view pending = job.in.pending();
+    chunk.assign(pending.substr(0, kIoChunk));
+    eof_due = job.in.eof_due();
+  }
+  if (chunk.empty() && !eof_due) return;
+  const bool pty = fd == job.master;
+  if (chunk.empty()) {  // EOF, everything before it written
+    if (!pty) {
+      std::lock_guard<std::mutex> lock(mu_);
+      job.in.MarkEofDelivered();
+      CloseFdLocked(job, fd);
+      return;
+    }
+    // A terminal has no EOF of its own: VEOF at the start of a line makes the reader's
+    // read() return 0. On a non-empty line the first VEOF only ends the line.
+    struct termios t;
+    if (::tcgetattr(fd, &t) == 0 && t.c_cc[VEOF] != _POSIX_VDISABLE) veof = static_cast<char>(t.c_cc[VEOF]);
+    chunk.assign(1, veof);
+  }
+  ssize_t n = ::write(fd, chunk.data(), chunk.size());
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (n < 0) {
+    // EPIPE: the job closed its stdin. EIO: its terminal is gone. Either way, drop input.
+    if (errno != EPIPE && errno != EIO) KLOG_WARN("job {}: writing its input: {}", job.id, std::strerror(errno));
+    job.in.Discard();
+    if (!pty) CloseFdLocked(job, fd);
+    return;
+  }
+  if (eof_due) {
+    if (job.line_empty) job.in.MarkEofDelivered();
+    job.line_empty = true;
+    return;
+  }
+  job.in.Consume(static_cast<size_t>(n));
+  const char last = chunk[static_cast<size_t>(n) - 1];
+  job.line_empty = last == '\n' || last == '\r' || last == veof;
+}
+
+void JobManager::Reap() {
+  for (int guard = 0; guard < 4096; ++guard) {
+    siginfo_t si;
+    std::memset(&si, 0, sizeof si);
+    // Peek first: which child is a zombie, without taking it.
+    if (::waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0) return;
+    const pid_t pid = si.si_pid;
+    int status = 0;
+    struct rusage ru;
+    std::memset(&ru, 0, sizeof ru);
+    // 0 or -1: Launch() reaped a child that failed before exec; look again.
+    if (::wait4(pid, &status, WNOHANG, &ru) != pid) continue;
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = roots_.find(pid);
+    if (it == roots_.end()) {
+      KLOG_DEBUG("reaped orphan pid {} (status {:#x})", pid, status);
+      continue;
+    }
+    std::shared_ptr<Job> job = it->second;
+    roots_.erase(it);
+    job->root_reaped = true;
+    job->wait_status = status;
+    job->rusage = ToRusage(ru);
+    if (job->phase == Job::Phase::kRunning) {
+      job->phase = Job::Phase::kDraining;
+      job->drain_deadline = Clock::now() + kDrainAfterExit;
+    }
+    job->cv.notify_all();
+    KLOG_DEBUG("job {}: root pid {} ended with status {:#x}", job->id, pid, status);
+  }
+}
+
+bool JobManager::Maintain(Job& job, Clock::time_point now, Clock::time_point* next_deadline) {
+  bool finish = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (job.released) {
+      CloseAllLocked(job);
+      return false;
+    }
+    if (job.root_reaped && job.pidfd >= 0) CloseFdLocked(job, job.pidfd);
+    if (job.phase == Job::Phase::kDraining) {
+      finish = (job.StreamEof(kStdout) && job.StreamEof(kStderr)) || now >= job.drain_deadline;
+      if (!finish) *next_deadline = std::min(*next_deadline, job.drain_deadline);
+    }
+  }
+  if (finish) {
+    // Take what is in the pipes now, even past the high-water mark: the root is dead, so
+    // this is what it wrote (plus whatever a straggling descendant adds, capped).
+    for (int s = 0; s < kSources; ++s) {
+      size_t taken = 0;
+      while (taken < kFinalDrainCap) {
+        const int fd = job.src[s].fd;
+        if (fd < 0 || job.src[s].eof) break;
+        ssize_t n = ::read(fd, io_buf_.data(), io_buf_.size());
+        if (n < 0 && errno == EINTR) continue;
+        std::lock_guard<std::mutex> lock(mu_);
+        if (n > 0) {
+          job.out[job.src[s].stream].Append(io_buf_.data(), static_cast<size_t>(n));
+          taken += static_cast<size_t>(n);
+        } else {
+          if (!(n < 0 && errno == EAGAIN)) job.src[s].eof = true;
+          break;
+        }
+      }
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    CloseAllLocked(job);  // a descendant still writing now gets EPIPE, as from a closed terminal
+    job.in.Discard();
+    job.phase = Job::Phase::kExited;
+    job.exited_at = now;
+    job.cv.notify_all();
+    return true;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  SyncEpollLocked(job);
+  return true;
+}
+
+void JobManager::SyncEpollLocked(Job& job) {
+  std::map<int, uint32_t> want;
+  if (job.pidfd >= 0) want[job.pidfd] |= EPOLLIN;
+  for (const Job::Source& s : job.src) {
+    // Backpressure: a full buffer is not read, so the job blocks in write(2).
+    if (s.fd >= 0 && !s.eof && !job.out[s.stream].full()) want[s.fd] |= EPOLLIN;
+  }
+  if (job.in_fd >= 0 && job.in.wants_write()) want[job.in_fd] |= EPOLLOUT;
+  // An fd with no interest is removed, not kept with 0 events: epoll would still report
+  // EPOLLHUP on it (a paused pipe whose writer is gone) and spin.
+  for (auto it = job.registered.begin(); it != job.registered.end();) {
+    if (want.count(it->first)) {
+      ++it;
+      continue;
+    }
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, it->first, nullptr);
+    watches_.erase(it->first);
+    it = job.registered.erase(it);
+  }
+  for (const auto& [fd, events] : want) {
+    auto it = job.registered.find(fd);
+    if (it != job.registered.end() && it->second == events) continue;
+    struct epoll_event ev{};
+    ev.events = events;
+    ev.data.fd = fd;
+    int op = it == job.registered.end() ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+    if (::epoll_ctl(epoll_.get(), op, fd, &ev) < 0) {
+      KLOG_ERROR("job {}: epoll_ctl fd {}: {}", job.id, fd, std::strerror(errno));
+      continue;
+    }
+    job.registered[fd] = events;
+    watches_[fd] = job.id;
+  }
+}
+
+void JobManager::CloseFdLocked(Job& job, int fd) {
+  if (fd < 0) return;
+  if (job.registered.erase(fd)) {
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+    watches_.erase(fd);
+  }
+  // The master serves several roles; closing it ends them all.
+  if (fd == job.master) job.master = -1;
+  if (fd == job.in_fd) job.in_fd = -1;
+  if (fd == job.pidfd) job.pidfd = -1;
+  for (Job::Source& s : job.src) {
+    if (s.fd == fd) s.fd = -1, s.eof = true;
+  }
+  ::close(fd);
+}
+
+void JobManager::CloseAllLocked(Job& job) {
+  // Each close clears every role its fd had, so the master is closed once.
+  for (int* fd : {&job.pidfd, &job.master, &job.in_fd, &job.src[0].fd, &job.src[1].fd, &job.src[2].fd}) {
+    if (*fd >= 0) CloseFdLocked(job, *fd);
+  }
+}
+
+// --- housekeeping ------------------------------------------------------------------------
+
+void JobManager::HousekeepingLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_threads_) {
+    state_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stop_threads_; });
+    if (stop_threads_ || shutting_down_) continue;
+    auto now = Clock::now();
+    std::vector<int64_t> stale;
+    for (auto& [id, job] : jobs_) {
+      if (job->phase != Job::Phase::kExited || job->releasing) continue;
+      auto silent = now - std::max(job->last_contact, job->exited_at);
+      if (silent < gc_after_) continue;
+      KLOG_WARN("job {} (home {} vpid {}) exited and its home has not collected it for {} ms: releasing it", id,
+                job->home_host, job->vpid, std::chrono::duration_cast<std::chrono::milliseconds>(silent).count());
+      stale.push_back(id);
+    }
+    lock.unlock();
+    for (int64_t id : stale) {
+      Status s = Release(id);
+      if (!s.ok() && s.code() != StatusCode::kNotFound) KLOG_WARN("release job {}: {}", id, s.ToString());
+    }
+    lock.lock();
+  }
+}
+
+}  // namespace kite

@@ -1,0 +1,79 @@
+// RemoteDaemon: wires OwnerMonitor, JobManager, StatePublisher and the Thrift server.
+#include <thread>
+
+#include "common/log.h"
+#include "common/rpc.h"
+#include "kite/rpc/Remote.h"
+#include "remoted/job_manager.h"
+#include "remoted/owner_monitor.h"
+#include "remoted/remote_handler.h"
+#include "remoted/remoted.h"
+#include "remoted/state_publisher.h"
+
+namespace kite {
+
+class RemoteDaemonImpl {
+ public:
+  RemoteDaemonImpl(const Config& config, std::shared_ptr<TlsContext> tls)
+      : config_(config), tls_(std::move(tls)), owner_(config_) {}
+
+  Status Init() {
+    KITE_ASSIGN_OR_RETURN(jobs_, JobManager::Create(config_, &owner_));
+    publisher_ = std::make_unique<StatePublisher>(config_, tls_, jobs_.get(), &owner_);
+    auto handler = std::make_shared<RemoteHandler>(jobs_.get(), &owner_, publisher_.get());
+    auto processor = std::make_shared<rpc::RemoteProcessor>(handler);
+    KITE_ASSIGN_OR_RETURN(server_, MakeServer(*tls_, config_.listen_address, config_.remote_port, processor));
+    return OkStatus();
+  }
+
+  Status Run() {
+    KLOG_INFO("kite-remoted for {} serving port {} with {} guest slot(s), cgroups: {}", config_.host_name,
+              config_.remote_port, config_.slots, Join(jobs_->cgroups().controllers()));
+    publisher_->Start();
+    Status result;
+    try {
+      server_->serve();
+    } catch (const std::exception& e) {
+      result = Unavailable(std::string("Remote service stopped: ") + e.what());
+    }
+    // No new guests while the old ones are killed; homes see DRAINING until we are gone.
+    owner_.BeginDrain();
+    jobs_->Shutdown();
+    publisher_->Stop();
+    return result;
+  }
+
+  void Stop() {
+    if (server_) server_->stop();
+  }
+
+ private:
+  static std::string Join(const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
+    return s.empty() ? "none" : s;
+  }
+
+  // Destruction runs bottom-up: the server (and its handler) first, the monitor last.
+  const Config config_;
+  std::shared_ptr<TlsContext> tls_;
+  OwnerMonitor owner_;
+  std::unique_ptr<JobManager> jobs_;
+  std::unique_ptr<StatePublisher> publisher_;
+  std::shared_ptr<apache::thrift::server::TServer> server_;
+};
+
+RemoteDaemon::RemoteDaemon(std::unique_ptr<RemoteDaemonImpl> impl) : impl_(std::move(impl)) {}
+RemoteDaemon::~RemoteDaemon() = default;
+
+StatusOr<std::unique_ptr<RemoteDaemon>> RemoteDaemon::Create(const Config& config) {
+  KITE_ASSIGN_OR_RETURN(auto tls, TlsContext::Create(config));
+  auto impl = std::make_unique<RemoteDaemonImpl>(config, std::move(tls));
+  KITE_RETURN_IF_ERROR(impl->Init());
+  return std::unique_ptr<RemoteDaemon>(new RemoteDaemon(std::move(impl)));
+}
+
+Status RemoteDaemon::Run() { return impl_->Run(); }
+void RemoteDaemon::Stop() { impl_->Stop(); }
+
+}  // namespace kite

@@ -1,0 +1,601 @@
+// JobManager with real processes: exit statuses, stdio (large, separate, with backpressure),
+// stdin offsets, environment and credentials, ptys, signals, release and cgroups, slots,
+// owner state, exec failures, garbage collection. Runs as root (jobs switch uid); the
+// cgroup parent is kite-test-<pid> and is removed again by the manager.
+#include "remoted/job_manager.h"
+
+#include "kite/rpc/kite_constants.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+namespace kite {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+
+bool ProcessExists(pid_t pid) { return ::access(("/proc/" + std::to_string(pid)).c_str(), F_OK) == 0; }
+
+// The state letter from /proc/<pid>/stat (R, S, T, Z, ...), or 0 if there is no such process.
+char ProcessState(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t paren = all.rfind(')');
+  return paren == std::string::npos || paren + 2 >= all.size() ? 0 : all[paren + 2];
+}
+
+bool WaitGone(pid_t pid, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (ProcessExists(pid)) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/kite-jobs-test-XXXXXX";
+    path_ = ::mkdtemp(tmpl);
+    ::chmod(path_.c_str(), 0755);
+  }
+  ~TempDir() { std::system(("rm -rf " + path_).c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+struct Result {
+  std::string out, err;
+  int status = -1;
+  bool exited = false;
+  rpc::Rusage rusage;
+};
+
+class JobManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "JobManager tests run jobs as other users: run them as root";
+    config_.host_name = "testhost";
+    config_.slots = 3;
+    config_.allow_root = true;
+    config_.cgroup_parent = "kite-test-" + std::to_string(::getpid());
+    config_.owner_detect = "none";
+    config_.shim_path = "";  // no shim: nothing preloaded
+    config_.run_dir = "/tmp/kite-test-run";
+    Recreate();
+  }
+
+  void TearDown() override {
+    if (!jobs_) return;
+    std::string cpu_job = jobs_->cgroups().JobDir("cpu", 1);
+    jobs_.reset();
+    owner_.reset();
+    if (!cpu_job.empty()) {
+      // <...>/kite-test-<pid>/testhost/job-1 -> <...>/kite-test-<pid>
+      std::string parent = cpu_job.substr(0, cpu_job.rfind('/'));
+      parent = parent.substr(0, parent.rfind('/'));
+      EXPECT_FALSE(::access(parent.c_str(), F_OK) == 0) << parent << " was left behind";
+    }
+  }
+
+  void Recreate() {
+    jobs_.reset();
+    owner_ = std::make_unique<OwnerMonitor>(config_);
+    auto m = JobManager::Create(config_, owner_.get());
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    jobs_ = std::move(m).value();
+  }
+
+  static rpc::ExecSpec Spec(std::vector<std::string> argv) {
+    rpc::ExecSpec s;
+    s.argv = std::move(argv);
+    s.env = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/root", "LANG=C"};
+    s.cwd = "/";
+    s.umask = 022;
+    s.creds.uid = 0;
+    s.creds.gid = 0;
+    s.home_host = "home1";
+    s.vpid = 4242;
+    s.home_ppid = 17;
+    return s;
+  }
+
+  int64_t StartOk(const rpc::ExecSpec& spec) {
+    auto id = jobs_->Start(spec);
+    EXPECT_TRUE(id.ok()) << id.status().ToString();
+    return id.ok() ? *id : -1;
+  }
+
+  // Reads until the job has exited, checking the offsets as a home does; releases it.
+  Result Collect(int64_t id, std::chrono::seconds timeout = 60s) {
+    Result r;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto o = jobs_->ReadOutput(id, r.out.size(), r.err.size(), 1000);
+      if (!o.ok()) {
+        ADD_FAILURE() << o.status().ToString();
+        return r;
+      }
+      EXPECT_EQ(o->stdout_offset, static_cast<int64_t>(r.out.size()));
+      EXPECT_EQ(o->stderr_offset, static_cast<int64_t>(r.err.size()));
+      EXPECT_LE(o->stdout_data.size(), JobManager::kMaxReadBytes);
+      EXPECT_LE(o->stderr_data.size(), JobManager::kMaxReadBytes);
+      r.out += o->stdout_data;
+      r.err += o->stderr_data;
+      if (o->exited) {
+        r.exited = true;
+        r.status = o->wait_status;
+        r.rusage = o->rusage;
+        break;
+      }
+    }
+    EXPECT_TRUE(r.exited) << "job " << id << " did not exit in time";
+    EXPECT_TRUE(jobs_->Release(id).ok());
+    return r;
+  }
+
+  // Reads stdout until it holds `want` (the job keeps running).
+  std::string ReadUntil(int64_t id, const std::string& want, std::chrono::seconds timeout = 20s) {
+    std::string out;
+    int64_t err_off = 0;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (out.find(want) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+      auto o = jobs_->ReadOutput(id, out.size(), err_off, 500);
+      if (!o.ok()) break;
+      out += o->stdout_data;
+      err_off = o->stderr_offset + o->stderr_data.size();
+    }
+    return out;
+  }
+
+  Config config_;
+  std::unique_ptr<OwnerMonitor> owner_;
+  std::unique_ptr<JobManager> jobs_;
+};
+
+TEST(JobLauncherTest, TtyBitsAreTheIdls) {
+  EXPECT_EQ(JobLauncher::kTtyStdin, rpc::g_kite_constants.TTY_STDIN);
+  EXPECT_EQ(JobLauncher::kTtyStdout, rpc::g_kite_constants.TTY_STDOUT);
+  EXPECT_EQ(JobLauncher::kTtyStderr, rpc::g_kite_constants.TTY_STDERR);
+}
+
+TEST_F(JobManagerTest, ExitCodesRoundTrip) {
+  for (int code : {0, 1, 37, 128, 255}) {
+    int64_t id = StartOk(Spec({"sh", "-c", "exit " + std::to_string(code)}));
+    Result r = Collect(id);
+    ASSERT_TRUE(WIFEXITED(r.status)) << std::hex << r.status;
+    EXPECT_EQ(WEXITSTATUS(r.status), code);
+  }
+}
+
+TEST_F(JobManagerTest, DeathBySignalIsReported) {
+  Result r = Collect(StartOk(Spec({"sh", "-c", "kill -SEGV $$"})));
+  ASSERT_TRUE(WIFSIGNALED(r.status)) << std::hex << r.status;
+  EXPECT_EQ(WTERMSIG(r.status), SIGSEGV);
+}
+
+TEST_F(JobManagerTest, RusageIsReported) {
+  Result r = Collect(StartOk(Spec({"sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"})));
+  EXPECT_EQ(r.status, 0);
+  EXPECT_GT(r.rusage.utime_us + r.rusage.stime_us, 10000);
+  EXPECT_GT(r.rusage.maxrss_kb, 0);
+}
+
+TEST_F(JobManagerTest, LargeStdoutAndStderrAreSeparateAndComplete) {
+  TempDir dir;
+  std::string data(5'000'000, '\0');
+  std::mt19937 rng(7);
+  for (char& c : data) c = static_cast<char>(rng());
+  std::string file = dir.path() + "/data";
+  std::ofstream(file, std::ios::binary) << data;
+  Result r = Collect(StartOk(Spec({"sh", "-c", "cat " + file + " & cat " + file + " >&2; wait"})));
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.out.size(), data.size());
+  EXPECT_EQ(r.err.size(), data.size());
+  EXPECT_TRUE(r.out == data) << "stdout differs";
+  EXPECT_TRUE(r.err == data) << "stderr differs";
+}
+
+TEST_F(JobManagerTest, UnreadOutputBlocksTheJobInsteadOfBeingDropped) {
+  const size_t total = 12'000'000;
+  int64_t id = StartOk(Spec({"head", "-c", std::to_string(total), "/dev/zero"}));
+  std::this_thread::sleep_for(1500ms);
+  // Nothing was acknowledged: remoted stopped reading at its high-water mark, so head is
+  // still blocked in write(2).
+  auto guests = jobs_->Guests();
+  ASSERT_EQ(guests.size(), 1u);
+  pid_t pid = guests[0].local_pid;
+  char state = ProcessState(pid);
+  EXPECT_TRUE(state == 'S' || state == 'R') << "head is in state " << state;
+  auto o = jobs_->ReadOutput(id, 0, 0, 0);
+  ASSERT_TRUE(o.ok());
+  EXPECT_FALSE(o->exited);
+  Result r = Collect(id);
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.out.size(), total);
+  EXPECT_EQ(r.out.find_first_not_of('\0'), std::string::npos);
+}
+
+TEST_F(JobManagerTest, StdinOffsetsMakeRetriesHarmless) {
+  int64_t id = StartOk(Spec({"cat"}));
+  auto a = jobs_->WriteInput(id, 0, "hello ", false);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(*a, 6);
+  // The home lost the reply and sends the same bytes again, plus more.
+  a = jobs_->WriteInput(id, 0, "hello world\n", false);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(*a, 12);
+  a = jobs_->WriteInput(id, 6, "world\n", false);  // a duplicated retry
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(*a, 12);
+  EXPECT_EQ(jobs_->WriteInput(id, 20, "gap", false).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReadUntil(id, "hello world\n"), "hello world\n");
+  a = jobs_->WriteInput(id, 12, "bye\n", true);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(*a, 16);
+  a = jobs_->WriteInput(id, 12, "bye\n", true);  // the EOF call retried
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(*a, 16);
+  Result r = Collect(id);
+  // Collect starts at offset 0 again: nothing was acknowledged, so nothing was dropped.
+  EXPECT_EQ(r.out, "hello world\nbye\n");
+  EXPECT_EQ(r.status, 0);
+}
+
+TEST_F(JobManagerTest, EnvCwdUmaskAndRlimitsArrive) {
+  TempDir dir;
+  rpc::ExecSpec s = Spec({"sh", "-c", "echo $FOO; pwd; umask; ulimit -n; ulimit -Hn"});
+  s.env.push_back("FOO=bar baz");
+  s.cwd = dir.path();
+  s.umask = 027;
+  rpc::Rlimit nofile;
+  nofile.resource = RLIMIT_NOFILE;
+  nofile.soft = 123;
+  nofile.hard = 456;
+  s.rlimits.push_back(nofile);
+  Result r = Collect(StartOk(s));
+  EXPECT_EQ(r.out, "bar baz\n" + dir.path() + "\n0027\n123\n456\n");
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(r.status, 0);
+}
+
+TEST_F(JobManagerTest, KiteVariablesAreSetAndCannotBeForged) {
+  rpc::ExecSpec s = Spec({"sh", "-c", "echo $KITE_JOB; echo $KITE_HOME; echo $KITE_SOCK; echo $$; echo ${LD_PRELOAD-unset}"});
+  s.env.push_back("KITE_JOB=1:2:3");
+  s.env.push_back("KITE_HOME=forged");
+  Result r = Collect(StartOk(s));
+  std::istringstream lines(r.out);
+  std::string job, home, sock, pid, preload;
+  std::getline(lines, job);
+  std::getline(lines, home);
+  std::getline(lines, sock);
+  std::getline(lines, pid);
+  std::getline(lines, preload);
+  EXPECT_EQ(job, "4242:17:" + pid);
+  EXPECT_EQ(home, "home1");
+  EXPECT_EQ(sock, "/tmp/kite-test-run/homed.sock");
+  EXPECT_EQ(preload, "unset");  // no shim configured
+}
+
+TEST_F(JobManagerTest, ShimIsPrependedToLdPreload) {
+  TempDir dir;
+  // Any readable file stands for the shim here; the loader's complaints go to stderr.
+  config_.shim_path = dir.path() + "/libfake-shim.so";
+  std::ofstream(config_.shim_path) << "";
+  Recreate();
+  rpc::ExecSpec s = Spec({"sh", "-c", "echo $LD_PRELOAD"});
+  s.env.push_back("LD_PRELOAD=/other/lib.so");
+  Result r = Collect(StartOk(s));
+  EXPECT_EQ(r.out, config_.shim_path + ":/other/lib.so\n");
+}
+
+TEST_F(JobManagerTest, RunsAsTheRequestedUser) {
+  rpc::ExecSpec s = Spec({"sh", "-c", "id -u; id -g; id -G"});
+  s.creds.uid = 65534;
+  s.creds.gid = 65534;
+  s.creds.groups = {65534};
+  Result r = Collect(StartOk(s));
+  EXPECT_EQ(r.out, "65534\n65534\n65534\n");
+  EXPECT_EQ(r.status, 0);
+}
+
+TEST_F(JobManagerTest, RootIsRefusedUnlessAllowed) {
+  config_.allow_root = false;
+  Recreate();
+  auto id = jobs_->Start(Spec({"true"}));
+  EXPECT_EQ(id.status().code(), StatusCode::kPermissionDenied) << id.status().ToString();
+  EXPECT_EQ(jobs_->free_slots(), config_.slots);
+}
+
+TEST_F(JobManagerTest, MalformedRequestsAreRefusedWithoutTakingASlot) {
+  std::vector<rpc::ExecSpec> bad;
+  bad.push_back(Spec({}));
+  bad.push_back(Spec({""}));
+  rpc::ExecSpec s = Spec({"true"});
+  s.cwd = "relative/dir";
+  bad.push_back(s);
+  s = Spec({"true"});
+  s.umask = 01000;
+  bad.push_back(s);
+  s = Spec({"true"});
+  s.tty_mask = 8;
+  bad.push_back(s);
+  s = Spec({"true"});
+  rpc::Rlimit lim;
+  lim.resource = RLIMIT_NOFILE;
+  lim.soft = 10;
+  lim.hard = 5;
+  s.rlimits.push_back(lim);
+  bad.push_back(s);
+  s = Spec({"true"});
+  s.rlimits.push_back(lim);
+  s.rlimits.back().resource = 999;
+  bad.push_back(s);
+  s = Spec({"true"});
+  s.home_host = "";
+  bad.push_back(s);
+  s = Spec({"true"});
+  s.vpid = 0;
+  bad.push_back(s);
+  s = Spec({"true"});
+  s.env.push_back("NOEQUALS");
+  bad.push_back(s);
+  s = Spec({"true"});
+  s.creds.uid = -5;
+  bad.push_back(s);
+  s = Spec({std::string("a\0b", 3)});
+  bad.push_back(s);
+  for (size_t i = 0; i < bad.size(); ++i) {
+    auto id = jobs_->Start(bad[i]);
+    EXPECT_EQ(id.status().code(), StatusCode::kInvalidArgument) << "case " << i << ": " << id.status().ToString();
+  }
+  EXPECT_EQ(jobs_->free_slots(), config_.slots);
+}
+
+TEST_F(JobManagerTest, MissingCwdIsAFailedPrecondition) {
+  rpc::ExecSpec s = Spec({"true"});
+  s.cwd = "/nonexistent-kite-test-dir";
+  auto id = jobs_->Start(s);
+  EXPECT_EQ(id.status().code(), StatusCode::kFailedPrecondition) << id.status().ToString();
+  EXPECT_EQ(jobs_->free_slots(), config_.slots);
+  EXPECT_TRUE(jobs_->Guests().empty());
+}
+
+TEST_F(JobManagerTest, PtyJobSeesATerminal) {
+  rpc::ExecSpec s = Spec({"python3", "-c",
+                          "import os\n"
+                          "print(os.isatty(0), os.isatty(1), os.isatty(2))\n"
+                          "sz = os.get_terminal_size(1)\n"
+                          "print(sz.lines, sz.columns)\n"
+                          "print(os.getsid(0) == os.getpid(), os.tcgetpgrp(1) == os.getpgrp())\n"});
+  s.tty_mask = JobLauncher::kTtyStdout;  // only stdout was a terminal at home
+  rpc::WinSize ws;
+  ws.rows = 33;
+  ws.cols = 101;
+  s.__set_winsize(ws);
+  Result r = Collect(StartOk(s));
+  EXPECT_EQ(r.out, "False True False\r\n33 101\r\nTrue True\r\n");
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(r.status, 0);
+}
+
+TEST_F(JobManagerTest, PtyStdinEofEndsAnUnterminatedLine) {
+  rpc::ExecSpec s = Spec({"cat"});
+  s.tty_mask = JobLauncher::kTtyStdin | JobLauncher::kTtyStdout;
+  int64_t id = StartOk(s);
+  auto a = jobs_->WriteInput(id, 0, "abc", true);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(*a, 3);
+  Result r = Collect(id, 20s);
+  // The terminal echoes "abc", then cat copies the line ended by the first ^D; the second
+  // ^D, on an empty line, is cat's EOF.
+  EXPECT_EQ(r.out, "abcabc") << r.err;
+  EXPECT_EQ(r.status, 0) << r.err;
+}
+
+TEST_F(JobManagerTest, ResizeReachesThePty) {
+  rpc::ExecSpec s = Spec({"python3", "-c",
+                          "import os, signal\n"
+                          "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGWINCH})\n"
+                          "print('ready', flush=True)\n"
+                          "signal.sigwait({signal.SIGWINCH})\n"
+                          "sz = os.get_terminal_size(1)\n"
+                          "print('size', sz.lines, sz.columns)\n"});
+  s.tty_mask = JobLauncher::kTtyStdout;
+  int64_t id = StartOk(s);
+  ASSERT_THAT(ReadUntil(id, "ready"), HasSubstr("ready"));
+  rpc::WinSize ws;
+  ws.rows = 50;
+  ws.cols = 120;
+  ASSERT_TRUE(jobs_->Resize(id, ws).ok());
+  Result r = Collect(id, 20s);
+  EXPECT_THAT(r.out, HasSubstr("size 50 120")) << r.err;
+  EXPECT_EQ(r.status, 0);
+}
+
+TEST_F(JobManagerTest, SignalsReachTheJob) {
+  int64_t id = StartOk(Spec({"sleep", "100"}));
+  pid_t pid = jobs_->Guests().at(0).local_pid;
+  EXPECT_EQ(jobs_->Signal(id, 65).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(jobs_->Signal(id, -1).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(jobs_->Signal(12345, SIGTERM).code(), StatusCode::kNotFound);
+  ASSERT_TRUE(jobs_->Signal(id, SIGSTOP).ok());
+  for (int i = 0; i < 100 && ProcessState(pid) != 'T'; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(ProcessState(pid), 'T');
+  ASSERT_TRUE(jobs_->Signal(id, SIGCONT).ok());
+  for (int i = 0; i < 100 && ProcessState(pid) == 'T'; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_NE(ProcessState(pid), 'T');
+  ASSERT_TRUE(jobs_->Signal(id, SIGTERM).ok());
+  Result r = Collect(id, 20s);
+  ASSERT_TRUE(WIFSIGNALED(r.status)) << std::hex << r.status;
+  EXPECT_EQ(WTERMSIG(r.status), SIGTERM);
+}
+
+TEST_F(JobManagerTest, ReleaseKillsEverythingTheJobStarted) {
+  // One background child in the job's process group, one that left it with setsid.
+  int64_t id = StartOk(Spec({"sh", "-c", "sleep 1000 & echo $!; setsid sleep 1000 & echo $!; sleep 1000"}));
+  pid_t root = jobs_->Guests().at(0).local_pid;
+  std::string out;
+  for (int i = 0; i < 100 && std::count(out.begin(), out.end(), '\n') < 2; ++i) {
+    auto o = jobs_->ReadOutput(id, out.size(), 0, 200);
+    ASSERT_TRUE(o.ok());
+    out += o->stdout_data;
+  }
+  std::istringstream lines(out);
+  pid_t bg = 0, escaped = 0;
+  lines >> bg >> escaped;
+  ASSERT_GT(bg, 0);
+  ASSERT_GT(escaped, 0);
+  ASSERT_TRUE(ProcessExists(bg));
+  if (jobs_->cgroups().controllers().empty()) GTEST_SKIP() << "no cgroups here: setsid escapes the process group";
+  ASSERT_TRUE(jobs_->Release(id).ok());
+  EXPECT_TRUE(WaitGone(root, 2s)) << "root " << root;
+  EXPECT_TRUE(WaitGone(bg, 2s)) << "background child " << bg;
+  EXPECT_TRUE(WaitGone(escaped, 2s)) << "setsid child " << escaped;
+  EXPECT_EQ(jobs_->Release(id).code(), StatusCode::kNotFound);
+  EXPECT_EQ(jobs_->ReadOutput(id, 0, 0, 0).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(jobs_->free_slots(), config_.slots);
+}
+
+TEST_F(JobManagerTest, JobsRunInTheirCgroups) {
+  if (jobs_->cgroups().controllers().empty()) GTEST_SKIP() << "no usable cgroup controller";
+  int64_t id = StartOk(Spec({"sleep", "100"}));
+  pid_t pid = jobs_->Guests().at(0).local_pid;
+  for (const std::string& c : jobs_->cgroups().controllers()) {
+    std::string dir = jobs_->cgroups().JobDir(c, id);
+    EXPECT_THAT(ReadFile(dir + "/cgroup.procs"), HasSubstr(std::to_string(pid))) << dir;
+  }
+  std::string cpu = jobs_->cgroups().JobDir("cpu", id);
+  if (!cpu.empty()) {
+    EXPECT_EQ(ReadFile(cpu + "/cpu.shares"), std::to_string(config_.guest_cpu_shares) + "\n");
+    EXPECT_EQ(ReadFile(cpu.substr(0, cpu.rfind('/')) + "/cpu.shares"), std::to_string(config_.guest_cpu_shares) + "\n");
+  }
+  ASSERT_TRUE(jobs_->Release(id).ok());
+  for (const std::string& c : jobs_->cgroups().controllers())
+    EXPECT_NE(::access(jobs_->cgroups().JobDir(c, id).c_str(), F_OK), 0) << c << " group left behind";
+}
+
+TEST_F(JobManagerTest, SlotsRunOut) {
+  std::vector<int64_t> ids;
+  for (int i = 0; i < config_.slots; ++i) ids.push_back(StartOk(Spec({"sleep", "100"})));
+  EXPECT_EQ(jobs_->free_slots(), 0);
+  auto full = jobs_->Start(Spec({"true"}));
+  EXPECT_EQ(full.status().code(), StatusCode::kResourceExhausted) << full.status().ToString();
+  ASSERT_TRUE(jobs_->Release(ids[0]).ok());
+  EXPECT_EQ(jobs_->free_slots(), 1);
+  Result r = Collect(StartOk(Spec({"true"})));
+  EXPECT_EQ(r.status, 0);
+  for (size_t i = 1; i < ids.size(); ++i) EXPECT_TRUE(jobs_->Release(ids[i]).ok());
+  EXPECT_EQ(jobs_->free_slots(), config_.slots);
+}
+
+TEST_F(JobManagerTest, ActiveOwnerRefusesGuests) {
+  ASSERT_TRUE(owner_->SetOverride(rpc::OwnerOverride::FORCE_ACTIVE).ok());
+  auto id = jobs_->Start(Spec({"true"}));
+  EXPECT_EQ(id.status().code(), StatusCode::kFailedPrecondition) << id.status().ToString();
+  EXPECT_EQ(jobs_->free_slots(), config_.slots);
+  ASSERT_TRUE(owner_->SetOverride(rpc::OwnerOverride::AUTO).ok());
+  EXPECT_EQ(Collect(StartOk(Spec({"true"}))).status, 0);
+}
+
+TEST_F(JobManagerTest, ExecFailuresExitLikeAShell) {
+  Result r = Collect(StartOk(Spec({"no-such-command-kite"})));
+  ASSERT_TRUE(WIFEXITED(r.status));
+  EXPECT_EQ(WEXITSTATUS(r.status), 127);
+  EXPECT_EQ(r.err, "kite: no-such-command-kite: No such file or directory\n");
+
+  TempDir dir;
+  std::string script = dir.path() + "/not-executable";
+  std::ofstream(script) << "#!/bin/sh\necho hi\n";
+  ::chmod(script.c_str(), 0644);
+  r = Collect(StartOk(Spec({script})));
+  ASSERT_TRUE(WIFEXITED(r.status));
+  EXPECT_EQ(WEXITSTATUS(r.status), 126);
+  EXPECT_EQ(r.err, "kite: " + script + ": Permission denied\n");
+
+  // No #! line: run by /bin/sh, as execvp does.
+  std::string plain = dir.path() + "/plain-script";
+  std::ofstream(plain) << "echo from-sh \"$1\"\n";
+  ::chmod(plain.c_str(), 0755);
+  r = Collect(StartOk(Spec({plain, "arg1"})));
+  EXPECT_EQ(r.out, "from-sh arg1\n");
+  EXPECT_EQ(r.status, 0);
+}
+
+TEST_F(JobManagerTest, PathComesFromTheJobsEnvironment) {
+  TempDir dir;
+  std::string tool = dir.path() + "/kite-test-tool";
+  std::ofstream(tool) << "#!/bin/sh\necho found-me\n";
+  ::chmod(tool.c_str(), 0755);
+  rpc::ExecSpec s = Spec({"kite-test-tool"});
+  s.env = {"PATH=/nonexistent:" + dir.path()};
+  Result r = Collect(StartOk(s));
+  EXPECT_EQ(r.out, "found-me\n");
+  EXPECT_EQ(r.status, 0);
+}
+
+TEST_F(JobManagerTest, ReadOutputLongPollsAndValidates) {
+  EXPECT_EQ(jobs_->ReadOutput(999, 0, 0, 0).status().code(), StatusCode::kNotFound);
+  int64_t id = StartOk(Spec({"sh", "-c", "sleep 0.3; echo hi"}));
+  EXPECT_EQ(jobs_->ReadOutput(id, 0, 0, -1).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(jobs_->ReadOutput(id, 5, 0, 0).status().code(), StatusCode::kInvalidArgument);  // ack past the end
+  auto start = std::chrono::steady_clock::now();
+  auto o = jobs_->ReadOutput(id, 0, 0, 5000);
+  auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->stdout_data, "hi\n");
+  EXPECT_GE(took, 200ms);
+  EXPECT_LT(took, 3s);
+  EXPECT_EQ(Collect(id).status, 0);
+}
+
+TEST_F(JobManagerTest, UncollectedJobsAreGarbageCollected) {
+  jobs_->TEST_SetGcAfter(300ms);
+  int64_t id = StartOk(Spec({"true"}));
+  // Wait for the exit without collecting the output of the final reply.
+  for (int i = 0; i < 100; ++i) {
+    auto o = jobs_->ReadOutput(id, 0, 0, 100);
+    ASSERT_TRUE(o.ok());
+    if (o->exited) break;
+  }
+  EXPECT_EQ(jobs_->free_slots(), config_.slots - 1);
+  std::this_thread::sleep_for(2500ms);
+  EXPECT_EQ(jobs_->ReadOutput(id, 0, 0, 0).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(jobs_->free_slots(), config_.slots);
+}
+
+TEST_F(JobManagerTest, DestroyingTheManagerKillsEveryJob) {
+  int64_t id = StartOk(Spec({"sh", "-c", "sleep 1000 & echo $!; sleep 1000"}));
+  pid_t root = jobs_->Guests().at(0).local_pid;
+  std::string out = ReadUntil(id, "\n");
+  pid_t bg = std::atoi(out.c_str());
+  ASSERT_GT(bg, 0);
+  jobs_.reset();
+  EXPECT_TRUE(WaitGone(root, 2s)) << "root " << root;
+  EXPECT_TRUE(WaitGone(bg, 2s)) << "background child " << bg;
+}
+
+}  // namespace
+}  // namespace kite
