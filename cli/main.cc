@@ -36,9 +36,10 @@ int main(int argc, char** argv) {
   run->add_option("--host", run_opts.host, "run on this host (no fallback to home)");
   run->add_flag("--no-local", no_local, "fail (status 255) instead of running at home when no host has a free slot");
   run->add_flag("-v,--verbose", run_opts.verbose, "say on stderr where the command runs");
-  run->add_option("command", run_opts.argv, "the command and its arguments (put them after --)")->required();
+  // Everything from the first positional on is the command, options included (`kite run ls -l`).
   run->prefix_command();
-  run->footer("Example: kite run -- make -C src all\nStatus 255 with a 'kite:' message means kite itself failed.");
+  run->allow_extras();
+  run->footer("Usage: kite run [OPTIONS] [--] COMMAND [ARGS...]\nExample: kite run -- make -C src all\nStatus 255 with a 'kite:' message means kite itself failed.");
 
   // kite hosts / ps
   bool json = false, all_users = false;
@@ -74,12 +75,32 @@ int main(int argc, char** argv) {
   cinit->add_option("--cgroup-parent", init.cgroup_parent_template, "guests' cgroup parent; {host} is replaced");
   cinit->add_option("hosts", host_args, "HOST=ADDRESS for each host")->required();
 
+  // `kite run [OPTIONS] -- CMD...`: everything after the first `--` is the command, untouched
+  // by option parsing (CLI11 would take it as positionals of `run`).
+  std::vector<std::string> command_after_dashes;
+  bool saw_dashes = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--config") { ++i; continue; }
+    if (std::string(argv[i]) != "run") break;
+    for (int d = i + 1; d < argc; ++d) {
+      if (std::string(argv[d]) == "--") {
+        command_after_dashes.assign(argv + d + 1, argv + argc);
+        saw_dashes = true;
+        argc = d;
+        break;
+      }
+    }
+    break;
+  }
   CLI11_PARSE(app, argc, argv);
 
   if (*run) {
     run_opts.allow_local = !no_local;
-    auto rest = run->remaining();
-    run_opts.argv.insert(run_opts.argv.end(), rest.begin(), rest.end());
+    run_opts.argv = saw_dashes ? command_after_dashes : run->remaining();
+    if (run_opts.argv.empty()) {
+      fprintf(stderr, "kite run: no command given\n%s", run->help().c_str());
+      return 2;
+    }
     run_opts.socket_path = SocketPath(config_path);
     kite::RunDeputy(run_opts);
   }
