@@ -1,4 +1,4 @@
-// `kite hosts`, `kite ps`, `kite owner`, `kite cluster init`: requests to homed's local socket.
+// `kite hosts`, `kite ps`, `kite owner`: requests to homed's local socket.
 #include "cli/commands.h"
 
 #include <unistd.h>
@@ -116,17 +116,6 @@ int RunOwner(const std::string& socket_path, const std::string& host, const std:
   wire::MsgType type;
   std::string body;
   if (!Ask(socket_path, wire::MsgType::kOwnerSet, m, &type, &body)) return 1;
-  return 0;
-}
-
-int RunClusterInit(const ClusterInitOptions& options) {
-  Status s = InitCluster(options);
-  if (!s.ok()) return Error("cluster init: " + s.message());
-  printf("wrote the cluster CA to %s/ca.pem and files for %zu hosts:\n", options.out_dir.c_str(), options.hosts.size());
-  for (const auto& [host, addr] : options.hosts)
-    printf("  %s/%s/  -> install as %s on %s (%s)\n", options.out_dir.c_str(), host.c_str(), options.config_dir.c_str(),
-           host.c_str(), addr.c_str());
-  printf("keep %s/ca.key secret: it can admit new hosts to the cluster\n", options.out_dir.c_str());
   return 0;
 }
 

@@ -1,7 +1,11 @@
 // kite: the user's command. main() parses and dispatches; the work is in deputy.cc and
 // commands.cc.
 #include <CLI/CLI.hpp>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "cli/commands.h"
 #include "cli/deputy.h"
@@ -57,23 +61,19 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::IsMember({"active", "idle", "auto"}));
 
-  // kite cluster init
-  auto* cluster = app.add_subcommand("cluster", "cluster administration");
-  cluster->require_subcommand(1);
-  kite::ClusterInitOptions init;
-  std::vector<std::string> host_args;
-  auto* cinit = cluster->add_subcommand("init", "make a cluster CA, and certificates and configs for its hosts");
-  cinit->add_option("--out", init.out_dir, "output directory")->required();
-  cinit->add_option("--name", init.cluster_name, "cluster name")->capture_default_str();
-  cinit->add_option("--slots", init.slots_per_host, "guest slots per host (default: CPUs)");
-  cinit->add_flag("--allow-root", init.allow_root, "let root's jobs run on other hosts");
-  cinit->add_option("--owner-detect", init.owner_detect, "auto or none")
-      ->check(CLI::IsMember({"auto", "none"}))
-      ->capture_default_str();
-  cinit->add_option("--shared-path", init.shared_path, "the shared file system's mount point")->capture_default_str();
-  cinit->add_option("--config-dir", init.config_dir, "where each host keeps these files")->capture_default_str();
-  cinit->add_option("--cgroup-parent", init.cgroup_parent_template, "guests' cgroup parent; {host} is replaced");
-  cinit->add_option("hosts", host_args, "HOST=ADDRESS for each host")->required();
+  // kite cluster ...: handled by kite-admin (it needs OpenSSL; see cli/admin_main.cc).
+  app.add_subcommand("cluster", "cluster administration: `kite cluster init --help`")->allow_extras()->prefix_command();
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--config") { ++i; continue; }
+    if (std::string(argv[i]) != "cluster") break;
+    std::string admin = kite::ExecutableDir() + "/kite-admin";
+    std::vector<char*> args = {const_cast<char*>(admin.c_str())};
+    for (int k = i + 1; k < argc; ++k) args.push_back(argv[k]);
+    args.push_back(nullptr);
+    execv(admin.c_str(), args.data());
+    fprintf(stderr, "kite: cannot run %s: %s\n", admin.c_str(), strerror(errno));
+    return 2;
+  }
 
   // `kite run [OPTIONS] -- CMD...`: everything after the first `--` is the command, untouched
   // by option parsing (CLI11 would take it as positionals of `run`).
@@ -107,16 +107,5 @@ int main(int argc, char** argv) {
   if (*hosts) return kite::RunHosts(SocketPath(config_path), json);
   if (*ps) return kite::RunPs(SocketPath(config_path), all_users, json);
   if (*owner) return kite::RunOwner(SocketPath(config_path), owner_host, owner_mode);
-  if (*cinit) {
-    for (const auto& h : host_args) {
-      auto eq = h.find('=');
-      if (eq == std::string::npos || eq == 0 || eq + 1 == h.size()) {
-        fprintf(stderr, "kite: cluster init: '%s' is not HOST=ADDRESS\n", h.c_str());
-        return 2;
-      }
-      init.hosts[h.substr(0, eq)] = h.substr(eq + 1);
-    }
-    return kite::RunClusterInit(init);
-  }
   return 0;
 }

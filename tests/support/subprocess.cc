@@ -98,7 +98,11 @@ StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<std::s
                     &master, &slave})
       CloseFd(fd);
   };
-  if (pipe2(report, O_CLOEXEC) != 0) return PosixError("pipe2", errno);
+  if (pipe2(report, O_CLOEXEC) != 0 || pipe2(p->wake_fd_, O_CLOEXEC) != 0) {
+    Status s = PosixError("pipe2", errno);
+    close_all();
+    return s;
+  }
   if (options.pty) {
     master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
     char name[64];
@@ -183,7 +187,6 @@ StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<std::s
   close_all();
   // Our end of stdin never blocks the test: WriteStdin polls with a deadline.
   fcntl(p->stdin_fd_, F_SETFL, fcntl(p->stdin_fd_, F_GETFL) | O_NONBLOCK);
-  if (pipe2(p->wake_fd_, O_CLOEXEC) != 0) return PosixError("pipe2", errno);
   p->reader_ = std::thread([raw = p.get()] { raw->ReadLoop(); });
   return p;
 }
@@ -205,7 +208,8 @@ void Subprocess::ReadLoop() {
       if (!fds[i].revents) continue;
       int* fd = i == 0 ? &out_fd_ : &err_fd_;
       ssize_t n = read(*fd, buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
+      // A pty master shares its O_NONBLOCK with stdin_fd_ (a dup of it): EAGAIN is no EOF.
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
       if (n <= 0) {  // EOF; a pty master says EIO once every slave is closed
         CloseFd(fd);
         continue;
