@@ -1,0 +1,60 @@
+// The job's vpid table: which processes on this host the job knows under another pid, and
+// their parents as the job sees them. Translates real <-> virtual for every pid-taking or
+// pid-returning call the shim wraps.
+//
+// Remote exec slice: the table holds one entry, the job's root (real_root_pid -> vpid, parent
+// home_ppid); every other process of the job is known by its real pid, which is correct while a
+// job never moves. Migration will add an entry per restored process (its old pid stays its
+// vpid), hence the general shape. Limitation until then: a job member whose real pid happens
+// to equal a vpid in the table is shadowed by that entry in kill/getpgid/... arguments.
+//
+// Thread safety: filled once by the shim's constructor before any other thread exists, then
+// read-only, so lookups take no lock and are async-signal-safe (signal handlers call getpid and
+// kill). Once entries are added at run time (fork after migration), writers need a lock and
+// readers a seqlock, still without blocking in a signal handler.
+#pragma once
+
+#include <sys/types.h>
+
+namespace kite::shim {
+
+class PidTable {
+ public:
+  // Enough for a restored job's process tree; lookups are a linear scan, cheap at this size.
+  static constexpr int kCapacity = 64;
+
+  constexpr PidTable() = default;
+
+  // Records that the process with real pid `real` (> 0) is `vpid` (> 0) to the job and that its
+  // parent, as the job sees it, is `vparent` (>= 0; may be a process at home). False when the
+  // table is full, a pid is out of range, or `real` or `vpid` is already in the table.
+  bool Add(pid_t real, pid_t vpid, pid_t vparent);
+
+  // The pid the job sees for real pid `real`; a pid not in the table is its own vpid. Process
+  // group and session ids translate the same way (their leader's pid). 0 and negative values
+  // are returned unchanged.
+  pid_t ToVirtual(pid_t real) const;
+  // The real pid of vpid `vpid`; a pid not in the table is its own real pid.
+  pid_t ToReal(pid_t vpid) const;
+  // True when `vpid` is a vpid in the table.
+  bool HasVirtual(pid_t vpid) const;
+  // What getppid() returns in the process `real` whose real parent is `real_parent`: its
+  // recorded virtual parent if it is in the table, else ToVirtual(real_parent).
+  pid_t ParentOf(pid_t real, pid_t real_parent) const;
+
+  int size() const { return size_; }
+
+ private:
+  struct Entry {
+    pid_t real = 0;
+    pid_t vpid = 0;
+    pid_t vparent = 0;
+  };
+  const Entry* FindReal(pid_t real) const;
+  const Entry* FindVirtual(pid_t vpid) const;
+
+  Entry entries_[kCapacity] = {};
+  int size_ = 0;
+};
+
+}  // namespace kite::shim
