@@ -20,6 +20,7 @@
 #include <cstring>
 #include <string>
 
+#include "cli/line_buffer.h"
 #include "common/wire_io.h"
 
 extern char** environ;
@@ -99,7 +100,7 @@ wire::RunRequest CollectContext(const DeputyOptions& o) {
   // terminals only together with stdout, so pty output always belongs on stdout.
   if (isatty(STDOUT_FILENO)) {
     r.tty_mask = wire::kTtyStdout;
-    if (isatty(STDIN_FILENO)) r.tty_mask |= wire::kTtyStdin;
+    if (o.terminal_stdin && isatty(STDIN_FILENO)) r.tty_mask |= wire::kTtyStdin;
     if (isatty(STDERR_FILENO)) r.tty_mask |= wire::kTtyStderr;
     winsize ws{};
     if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0) {
@@ -148,7 +149,13 @@ wire::RunRequest CollectContext(const DeputyOptions& o) {
 
 class Relay {
  public:
-  Relay(int sock, int sigfd, uint32_t tty_mask) : sock_(sock), sigfd_(sigfd), tty_mask_(tty_mask) {}
+  Relay(int sock, int sigfd, uint32_t tty_mask, bool line_buffered, bool empty_stdin)
+      : sock_(sock), sigfd_(sigfd), tty_mask_(tty_mask), line_buffered_(line_buffered) {
+    if (empty_stdin) {
+      stdin_done_ = true;
+      Send(wire::MsgType::kStdinEof, wire::Frame(wire::MsgType::kStdinEof));
+    }
+  }
 
   [[noreturn]] void Run() {
     if (tty_mask_ & wire::kTtyStdin) MakeTerminalRaw();
@@ -159,7 +166,7 @@ class Relay {
       int n = poll(fds, want_stdin ? 3 : 2, -1);
       if (n < 0) {
         if (errno == EINTR) continue;
-        Fail(std::string("poll: ") + strerror(errno));
+        Die(std::string("poll: ") + strerror(errno));
       }
       if (fds[1].revents & POLLIN) OnSignal();
       if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) OnFrame();
@@ -170,45 +177,63 @@ class Relay {
  private:
   void Send(wire::MsgType type, const std::string& frame) {
     (void)type;
-    if (wire::SendFrame(sock_, frame) != 0) Fail("lost contact with kite-homed");
+    if (wire::SendFrame(sock_, frame) != 0) Die("lost contact with kite-homed");
+  }
+
+  // The held-back partial lines go out before the deputy ends, however it ends.
+  void FlushOutput() {
+    for (int fd : {STDOUT_FILENO, STDERR_FILENO}) {
+      for (std::string piece; !(piece = lines_[fd].Take(true)).empty();) Write(fd, piece);
+    }
+  }
+  [[noreturn]] void Die(const std::string& message) {
+    FlushOutput();
+    Fail(message);
   }
 
   void OnFrame() {
     wire::MsgType type;
     std::string body;
     int err = wire::RecvFrame(sock_, &type, &body);
-    if (err == ECONNRESET) Fail("lost contact with kite-homed (the job's fate is unknown)");
-    if (err != 0) Fail(std::string("reading from kite-homed: ") + strerror(err));
+    if (err == ECONNRESET) Die("lost contact with kite-homed (the job's fate is unknown)");
+    if (err != 0) Die(std::string("reading from kite-homed: ") + strerror(err));
     switch (type) {
       case wire::MsgType::kStdoutData:
       case wire::MsgType::kStderrData: {
         wire::Chunk c;
-        if (wire::DecodeBody(body, &c) != 0) Fail("malformed output frame from kite-homed");
+        if (wire::DecodeBody(body, &c) != 0) Die("malformed output frame from kite-homed");
         Output(type == wire::MsgType::kStdoutData ? STDOUT_FILENO : STDERR_FILENO, c.data);
         return;
       }
       case wire::MsgType::kStdinAck: {
         wire::Offset o;
-        if (wire::DecodeBody(body, &o) != 0) Fail("malformed frame from kite-homed");
+        if (wire::DecodeBody(body, &o) != 0) Die("malformed frame from kite-homed");
         if (o.offset > stdin_acked_) stdin_acked_ = o.offset;
         return;
       }
       case wire::MsgType::kExit: {
         wire::ExitMsg e;
-        if (wire::DecodeBody(body, &e) != 0) Fail("malformed exit frame from kite-homed");
+        if (wire::DecodeBody(body, &e) != 0) Die("malformed exit frame from kite-homed");
+        FlushOutput();
         ExitLike(e.wait_status);
       }
       case wire::MsgType::kError: {
         wire::ErrorMsg e;
-        if (wire::DecodeBody(body, &e) != 0) Fail("malformed error frame from kite-homed");
-        Fail(e.message);
+        if (wire::DecodeBody(body, &e) != 0) Die("malformed error frame from kite-homed");
+        Die(e.message);
       }
       default:
-        Fail("unexpected frame type " + std::to_string(static_cast<int>(type)) + " from kite-homed");
+        Die("unexpected frame type " + std::to_string(static_cast<int>(type)) + " from kite-homed");
     }
   }
 
   void Output(int fd, const std::string& data) {
+    if (!line_buffered_) return Write(fd, data);
+    lines_[fd].Append(data);
+    for (std::string piece; !(piece = lines_[fd].Take()).empty();) Write(fd, piece);
+  }
+
+  void Write(int fd, const std::string& data) {
     if (fd == STDOUT_FILENO && stdout_broken_) return;
     size_t off = 0;
     while (off < data.size()) {
@@ -287,6 +312,8 @@ class Relay {
   const int sock_;
   const int sigfd_;
   const uint32_t tty_mask_;
+  const bool line_buffered_;
+  LineBuffer lines_[3];  // by fd: [1] stdout, [2] stderr
   uint64_t stdin_sent_ = 0;
   uint64_t stdin_acked_ = 0;
   bool stdin_done_ = false;
@@ -322,6 +349,7 @@ void RunDeputy(const DeputyOptions& o) {
       wire::DecodeBody(body, &why);
       if (o.verbose) fprintf(stderr, "kite: %s\n", why.data.empty() ? "running at home" : why.data.c_str());
       close(sock);
+      if (o.on_start) o.on_start("");
       signal(SIGPIPE, SIG_DFL);
       ExecAtHome(o.argv, original_mask);
     }
@@ -334,6 +362,7 @@ void RunDeputy(const DeputyOptions& o) {
       wire::Placed p;
       if (wire::DecodeBody(body, &p) != 0) Fail("malformed placement from kite-homed");
       if (o.verbose) fprintf(stderr, "kite: running on %s (job %lld)\n", p.host.c_str(), static_cast<long long>(p.job_id));
+      if (o.on_start) o.on_start(p.host);
       break;
     }
     default:
@@ -341,7 +370,8 @@ void RunDeputy(const DeputyOptions& o) {
   }
   int sigfd = signalfd(-1, &fwd, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sigfd < 0) Fail(std::string("signalfd: ") + strerror(errno));
-  Relay(sock, sigfd, req.tty_mask).Run();
+  const bool empty_stdin = !o.terminal_stdin && isatty(STDIN_FILENO);
+  Relay(sock, sigfd, req.tty_mask, o.line_buffered, empty_stdin).Run();
 }
 
 }  // namespace kite

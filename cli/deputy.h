@@ -4,6 +4,7 @@
 // the same signal). When no host takes the job it execs the command itself, at home.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,15 @@ struct DeputyOptions {
   bool allow_local = true;          // run at home when no host has a free slot
   bool verbose = false;             // say where the job runs, and why at home
   std::vector<std::string> argv;    // the command
+  // kite-shell (a make recipe): the job's stdout and stderr are written in whole lines (a
+  // partial last line at the end), so recipes running side by side do not cut into each
+  // other's lines.
+  bool line_buffered = false;
+  // false (kite-shell): when stdin is a terminal the job gets an empty stdin and the terminal
+  // is left alone; several recipes at once must not fight over the keyboard and its modes.
+  bool terminal_stdin = true;
+  // Called once, when it is known where the job runs: the host's name, or "" at home.
+  std::function<void(const std::string& where)> on_start;
 };
 
 // Runs the job and never returns: exits with the job's status, or 255 with a message on

@@ -9,6 +9,8 @@
 
 #include "cli/commands.h"
 #include "cli/deputy.h"
+#include "cli/make_command.h"
+#include "cli/top.h"
 #include "common/config.h"
 #include "common/wire_io.h"
 
@@ -28,6 +30,46 @@ std::string SocketPath(const std::string& config_path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // make runs kite as its SHELL under this name: one recipe, as a kite job.
+  if (argc > 0 && kite::IsKiteShellName(argv[0])) kite::RunKiteShell(argc, argv);
+
+  // `kite [--config F] make [--quiet] [--] [MAKE ARGS...]`: everything after `make` is make's,
+  // except a leading --quiet (make's own --quiet is also spelled -s and --silent).
+  {
+    int i = 1;
+    std::string config;
+    if (i + 1 < argc && std::string(argv[i]) == "--config") {
+      config = argv[i + 1];
+      i += 2;
+    } else if (i < argc && std::string(argv[i]).rfind("--config=", 0) == 0) {
+      config = std::string(argv[i]).substr(9);
+      i += 1;
+    }
+    if (i < argc && std::string(argv[i]) == "make") {
+      kite::MakeOptions m;
+      ++i;
+      for (; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--quiet") m.quiet = true;
+        else if (a == "--kite-help") {
+          printf("Usage: kite make [--quiet] [--] [MAKE ARGS...]\n"
+                 "Runs GNU make with every recipe as a kite job on an idle host; sub-makes stay at home.\n"
+                 "-j defaults to the free slots of the idle hosts; --quiet drops the summary.\n"
+                 "Environment: KITE_MAKE (the make program), KITE_MAKE_SHELL (the recipes' shell, default /bin/sh).\n");
+          return 0;
+        } else if (a == "--") {
+          ++i;
+          break;
+        } else {
+          break;
+        }
+      }
+      m.args.assign(argv + i, argv + argc);
+      m.socket_path = SocketPath(config);
+      return kite::RunMake(m);
+    }
+  }
+
   CLI::App app{"kite: run processes on the idle hosts of a kite cluster as if they ran here"};
   app.require_subcommand(1);
   std::string config_path;
@@ -52,6 +94,15 @@ int main(int argc, char** argv) {
   auto* ps = app.add_subcommand("ps", "list your jobs, cluster-wide: vpid, home, host, state, elapsed, command");
   ps->add_flag("--json", json, "print JSON");
   ps->add_flag("-a,--all", all_users, "every user's jobs (root only)");
+
+  // kite top
+  bool top_once = false;
+  auto* top = app.add_subcommand("top", "live view of every host: state, owner idle time, load, slots, guest jobs (q quits)");
+  top->add_flag("--once", top_once, "print one plain snapshot and exit");
+
+  // kite make (parsed above; listed here for --help)
+  app.add_subcommand("make", "run GNU make with each recipe as a job on an idle host (kite make --kite-help)")
+      ->allow_extras();
 
   // kite owner HOST active|idle|auto
   std::string owner_host, owner_mode;
@@ -106,6 +157,7 @@ int main(int argc, char** argv) {
   }
   if (*hosts) return kite::RunHosts(SocketPath(config_path), json);
   if (*ps) return kite::RunPs(SocketPath(config_path), all_users, json);
+  if (*top) return kite::RunTop(SocketPath(config_path), top_once);
   if (*owner) return kite::RunOwner(SocketPath(config_path), owner_host, owner_mode);
   return 0;
 }

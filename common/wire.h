@@ -48,6 +48,9 @@ enum class MsgType : uint16_t {
   // shim → homed
   kKill = 60,       // KillMsg
   kKillReply = 61,  // KillReply
+  // kite CLI → homed (added for `kite top`)
+  kTopQuery = 46,   // empty
+  kTopReply = 47,   // TopReply
 };
 
 struct Header {
@@ -337,6 +340,33 @@ struct KillReply {
   int32_t err = 0;  // 0 or the errno kill(2) would set
   void Encode(Writer& w) const { w.i32(err); }
   bool Decode(Reader& r) { err = r.i32(); return r.done(); }
+};
+
+// `kite top`: every host with its guest jobs, as the hosts last reported them.
+struct GuestInfo {
+  std::string home;       // the job's home host
+  int32_t vpid = 0;
+  int32_t uid = 0;
+  int64_t elapsed_ms = 0;
+  std::string command;
+  void Encode(Writer& w) const { w.bytes(home); w.i32(vpid); w.i32(uid); w.i64(elapsed_ms); w.bytes(command); }
+  bool Decode(Reader& r) {
+    home = r.bytes(); vpid = r.i32(); uid = r.i32(); elapsed_ms = r.i64(); command = r.bytes();
+    return r.ok();
+  }
+};
+
+struct TopHost {
+  HostInfo info;
+  std::vector<GuestInfo> guests;
+  void Encode(Writer& w) const { info.Encode(w); EncodeList(w, guests); }
+  bool Decode(Reader& r) { return info.Decode(r) && DecodeList(r, &guests, 1u << 16); }
+};
+
+struct TopReply {
+  std::vector<TopHost> hosts;
+  void Encode(Writer& w) const { EncodeList(w, hosts); }
+  bool Decode(Reader& r) { return DecodeList(r, &hosts, 4096) && r.done(); }
 };
 
 // Builds one whole frame (header + body) ready to write.

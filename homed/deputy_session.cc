@@ -371,6 +371,9 @@ void DeputySession::FinishRemote() {
   Status s = ctx_.pool.With(host_, "release", [&](rpc::RemoteClient& c) { c.release(job_id_); });
   if (!s.ok() && s.code() != StatusCode::kNotFound)
     KLOG_WARN("releasing job {} on {}: {}", job_id_, host_, s.ToString());
+  // Released, or the host forgot it (restart, GC): either way this home no longer holds it. A
+  // failed release (host unreachable) also stops counting: the host's reports tell the rest.
+  ctx_.hosts.NoteReleased(host_);
 }
 
 }  // namespace kite

@@ -163,40 +163,65 @@ void LocalServer::Handle(int fd) {
   HandleQuery(fd, peer, type, body);
 }
 
+std::vector<wire::TopHost> LocalServer::HostInfos() const {
+  std::vector<wire::TopHost> out;
+  auto now = HostTable::Clock::now();
+  const int64_t now_ms = NowUnixMs();
+  for (const auto& e : ctx_.hosts.Snapshot()) {
+    wire::TopHost t;
+    wire::HostInfo& h = t.info;
+    h.host = e.status.host;
+    h.state = StateName(e.status.state, e.reachable);
+    h.override_mode = OverrideName(e.status.override_mode);
+    h.load1 = e.status.load1;
+    h.slots = e.status.slots;
+    h.free_slots = e.status.free_slots;
+    h.free_memory_kb = e.status.free_memory_kb;
+    h.owner_idle_ms = e.status.owner_idle_ms;
+    h.guests = static_cast<int32_t>(e.status.guests.size());
+    h.last_report_ms_ago = std::chrono::duration_cast<std::chrono::milliseconds>(now - e.received).count();
+    if (e.reachable) {
+      for (const auto& g : e.status.guests) {
+        wire::GuestInfo gi;
+        gi.home = g.home_host;
+        gi.vpid = g.vpid;
+        gi.uid = g.uid;
+        gi.elapsed_ms = std::max<int64_t>(0, now_ms - g.started_unix_ms);
+        gi.command = g.command;
+        t.guests.push_back(std::move(gi));
+      }
+    }
+    out.push_back(std::move(t));
+  }
+  // Hosts in the config that never reported are listed too: they are part of the cluster.
+  for (const auto& [name, addr] : ctx_.config.hosts) {
+    bool seen = false;
+    for (const auto& t : out) seen |= t.info.host == name;
+    if (!seen) {
+      wire::TopHost t;
+      t.info.host = name;
+      t.info.state = "unreachable";
+      t.info.override_mode = "auto";
+      t.info.last_report_ms_ago = -1;
+      out.push_back(std::move(t));
+    }
+  }
+  return out;
+}
+
 void LocalServer::HandleQuery(int fd, const PeerCred& peer, wire::MsgType type, const std::string& body) {
+  wire::Empty empty;
   switch (type) {
     case wire::MsgType::kHostsQuery: {
       wire::HostsReply reply;
-      auto now = HostTable::Clock::now();
-      for (const auto& e : ctx_.hosts.Snapshot()) {
-        wire::HostInfo h;
-        h.host = e.status.host;
-        h.state = StateName(e.status.state, e.reachable);
-        h.override_mode = OverrideName(e.status.override_mode);
-        h.load1 = e.status.load1;
-        h.slots = e.status.slots;
-        h.free_slots = e.status.free_slots;
-        h.free_memory_kb = e.status.free_memory_kb;
-        h.owner_idle_ms = e.status.owner_idle_ms;
-        h.guests = static_cast<int32_t>(e.status.guests.size());
-        h.last_report_ms_ago =
-            std::chrono::duration_cast<std::chrono::milliseconds>(now - e.received).count();
-        reply.hosts.push_back(std::move(h));
-      }
-      // Hosts in the config that never reported are listed too: they are part of the cluster.
-      for (const auto& [name, addr] : ctx_.config.hosts) {
-        bool seen = false;
-        for (const auto& h : reply.hosts) seen |= h.host == name;
-        if (!seen) {
-          wire::HostInfo h;
-          h.host = name;
-          h.state = "unreachable";
-          h.override_mode = "auto";
-          h.last_report_ms_ago = -1;
-          reply.hosts.push_back(std::move(h));
-        }
-      }
+      for (auto& h : HostInfos()) reply.hosts.push_back(std::move(h.info));
       wire::Send(fd, wire::MsgType::kHostsReply, reply);
+      return;
+    }
+    case wire::MsgType::kTopQuery: {
+      if (wire::DecodeBody(body, &empty) != 0) return ReplyError(fd, InvalidArgument("malformed top query"));
+      wire::TopReply reply{HostInfos()};
+      wire::Send(fd, wire::MsgType::kTopReply, reply);
       return;
     }
     case wire::MsgType::kPsQuery: {

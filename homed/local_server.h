@@ -8,6 +8,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "homed/deputy_session.h"
@@ -30,6 +31,8 @@ class LocalServer {
  private:
   void Handle(int fd);
   void HandleQuery(int fd, const PeerCred& peer, wire::MsgType type, const std::string& body);
+  // Every host (those in the config that never reported as "unreachable") with its guests.
+  std::vector<wire::TopHost> HostInfos() const;
 
   HomeContext& ctx_;
   int listen_fd_ = -1;

@@ -125,6 +125,7 @@ JobManager::JobManager(const Config& config, const OwnerMonitor* owner, UniqueFd
                                    config.guest_memory_limit_mb}),
       epoll_(std::move(epoll)),
       wake_(std::move(wake)),
+      fair_(config.slots),
       io_buf_(kIoChunk) {
   // Ids are never reused across restarts, so a home cannot read a stranger's job by an old id.
   next_id_ = WallNowMs() * 1000;
@@ -175,9 +176,12 @@ StatusOr<int64_t> JobManager::Start(const rpc::ExecSpec& spec) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (shutting_down_) return Unavailable("kite-remoted on " + config_.host_name + " is shutting down");
+    std::string unfair;
+    if (!fair_.Admit(spec.home_host, Clock::now(), &unfair)) return ResourceExhausted(config_.host_name + ": " + unfair);
     if (used_slots_ >= config_.slots)
       return ResourceExhausted("all " + std::to_string(config_.slots) + " guest slots of " + config_.host_name + " are taken");
     ++used_slots_;
+    fair_.Acquired(spec.home_host);
     ++starting_;
     job->id = next_id_++;
   }
@@ -200,6 +204,7 @@ StatusOr<int64_t> JobManager::Start(const rpc::ExecSpec& spec) {
       auto it = roots_.find(job->pid);
       if (it != roots_.end() && it->second == job) roots_.erase(it);
       --used_slots_;
+      fair_.Released(spec.home_host);
       if (--starting_ == 0) state_cv_.notify_all();
     }
     cgroups_.KillAll(job->id, kKillTimeout);
@@ -341,6 +346,7 @@ Status JobManager::Release(int64_t id) {
     job->released = true;
     jobs_.erase(id);
     --used_slots_;
+    fair_.Released(job->home_host);
     job->cv.notify_all();
   }
   WakeIo();  // closes the job's fds

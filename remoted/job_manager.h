@@ -16,7 +16,8 @@
 // children and wait for them.
 //
 // Errors: INVALID_ARGUMENT malformed request; PERMISSION_DENIED credentials refused;
-// RESOURCE_EXHAUSTED no free slot; FAILED_PRECONDITION the host takes no guests (owner
+// RESOURCE_EXHAUSTED no free slot, or the home holds its fair share while other homes compete
+// for the slots (remoted/fair_share.h); FAILED_PRECONDITION the host takes no guests (owner
 // active, draining) or the job's cwd is missing here; NOT_FOUND no such job (never started,
 // or released); UNAVAILABLE shutting down.
 #pragma once
@@ -35,6 +36,7 @@
 #include "common/config.h"
 #include "common/status.h"
 #include "kite/rpc/kite_types.h"
+#include "remoted/fair_share.h"
 #include "remoted/job_cgroups.h"
 #include "remoted/job_launcher.h"
 #include "remoted/owner_monitor.h"
@@ -118,6 +120,7 @@ class JobManager {
   std::unordered_map<pid_t, std::shared_ptr<Job>> roots_;       // GUARDED_BY(mu_): unreaped roots
   std::vector<std::shared_ptr<Job>> to_register_;               // GUARDED_BY(mu_): for the I/O thread
   int used_slots_ = 0;                                          // GUARDED_BY(mu_)
+  FairShare fair_;                                              // GUARDED_BY(mu_)
   int starting_ = 0;                                            // GUARDED_BY(mu_): Start() calls in flight
   int64_t next_id_ = 0;                                         // GUARDED_BY(mu_)
   bool shutting_down_ = false;                                  // GUARDED_BY(mu_)

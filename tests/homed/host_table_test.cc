@@ -33,13 +33,30 @@ TEST(HostTableTest, LeastLoadedComesFirst) {
   for (int i = 0; i < 20; ++i) EXPECT_EQ(t.Candidates("")[0], "light");
 }
 
-TEST(HostTableTest, ClaimsCountUntilTheNextReport) {
+TEST(HostTableTest, OwnClaimsCountUntilReleased) {
   HostTable t;
   t.Update(Host("a", rpc::HostState::IDLE, 1, 1, 0));
   t.NoteClaimed("a");
-  EXPECT_TRUE(t.Candidates("").empty());
+  EXPECT_TRUE(t.Candidates("self").empty());
+  // A report sent before the claim reached the host: our job is not in it, the slot still is ours.
   t.Update(Host("a", rpc::HostState::IDLE, 1, 1, 0));
-  EXPECT_EQ(t.Candidates("").size(), 1u);
+  EXPECT_TRUE(t.Candidates("self").empty());
+  // The report that lists our job.
+  rpc::HostStatus with_ours = Host("a", rpc::HostState::IDLE, 1, 0, 0);
+  rpc::GuestJob g;
+  g.home_host = "self";
+  with_ours.guests.push_back(g);
+  t.Update(with_ours);
+  EXPECT_TRUE(t.Candidates("self").empty());
+  // Released: free again at once, though the last report still shows our job.
+  t.NoteReleased("a");
+  EXPECT_EQ(t.Candidates("self"), std::vector<std::string>{"a"});
+  // Another home's job in a report is not ours to discount.
+  g.home_host = "other";
+  rpc::HostStatus theirs = Host("a", rpc::HostState::IDLE, 1, 0, 0);
+  theirs.guests.push_back(g);
+  t.Update(theirs);
+  EXPECT_TRUE(t.Candidates("self").empty());
 }
 
 TEST(HostTableTest, RandomnessSpreadsEqualHosts) {

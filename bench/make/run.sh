@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# `kite make` benchmarks on simulated clusters (issue 4). Prints a Markdown table of
+#   1. per-recipe overhead: a Makefile of N trivial recipes (`true`), `kite make -j8` with
+#      one guest host (node2, 8 slots) against `make -j8` at home (node1): ms per recipe;
+#   2. speedup: the generated project (tests/integration/gen_make_project.sh, 240 C files,
+#      recursive make) with `kite make` on 4 hosts against `make -j2` on one host.
+# Every host is capped to the same CPU fraction (default 0.5 core): the speedup compares N
+# capped hosts with one capped host; say so wherever a figure is quoted. Run it alone, under
+# the build lock: flock /tmp/kite-build.lock bench/make/run.sh [RECIPES] [CPU]
+set -euo pipefail
+
+recipes=${1:-500}
+cpu=${2:-0.5}
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+cluster="$repo/scripts/cluster"
+gen="$repo/tests/integration/gen_make_project.sh"
+export KITE_BIN=${KITE_BIN:-$repo/build/bin}
+name="kmb$$"
+
+cleanup() { "$cluster" --name "$name" down >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+
+in_host() { "$cluster" --name "$name" exec "$@"; }
+# Wall seconds of a command run in a host (the clock is read inside the host, around it).
+timed() {
+  local host=$1; shift
+  in_host "$host" -- sh -c 's=$(date +%s.%N); '"$*"' >/dev/null 2>&1 || exit 1; e=$(date +%s.%N); echo "$e - $s" | bc -l'
+}
+
+echo "1/2: $recipes trivial recipes, one guest host, ${cpu} core per host..." >&2
+"$cluster" --name "$name" up 2 --slots 8 --cpu "$cpu" >&2
+in_host node1 -- sh -c "mkdir -p /kite/trivial && cd /kite/trivial && {
+  printf 'all:'; i=1; while [ \$i -le $recipes ]; do printf ' t%d' \$i; i=\$((i+1)); done; printf '\n'
+  printf 't%%:\n\ttrue\n.PHONY: all\n'; } > Makefile"
+# Warm up the page cache and the daemons' connections once, then measure.
+timed node1 "cd /kite/trivial && kite make --quiet -j8" >/dev/null
+t_make=$(timed node1 "cd /kite/trivial && make -j8")
+t_kite=$(timed node1 "cd /kite/trivial && kite make --quiet -j8")
+where=$(in_host node1 -- sh -c "cd /kite/trivial && kite make -j8 2>&1 >/dev/null | grep -E '^  ' | tr -s ' ' | tr '\n' ';'")
+cleanup
+
+echo "2/2: generated project, 4 hosts vs 1 host, ${cpu} core per host..." >&2
+"$cluster" --name "$name" up 4 --cpu "$cpu" >&2
+in_host node1 -- sh -c "$gen /kite/kite 4 3 20 && $gen /kite/local 4 3 20"
+t_local=$(timed node1 "cd /kite/local && make -j2")
+t_dist=$(timed node1 "cd /kite/kite && kite make --quiet")
+jobs=$(in_host node1 -- sh -c "cd /kite/kite && make -s clean >/dev/null 2>&1; find . -name '*.[oa]' -delete; rm -f app; kite make 2>&1 >/dev/null | grep -E '^  ' | tr -s ' ' | tr '\n' ';'")
+
+awk -v n="$recipes" -v tm="$t_make" -v tk="$t_kite" -v tl="$t_local" -v td="$t_dist" -v cpu="$cpu" \
+    -v where="$where" -v jobs="$jobs" 'BEGIN {
+  printf "| benchmark | plain make | kite make | result |\n|---|---|---|---|\n"
+  printf "| %d trivial recipes, -j8, 1 guest host (%s) | %.2f s | %.2f s | %.1f ms overhead per recipe |\n", \
+         n, where, tm, tk, (tk - tm) * 1000 / n
+  printf "| 240-file recursive C project: make -j2 on 1 host vs kite make on 4 hosts (%s) | %.2f s | %.2f s | speedup %.2f |\n", \
+         jobs, tl, td, tl / td
+  printf "\nEvery host capped to %s core (cgroup cpu quota); 4 capped hosts vs 1 capped host.\n", cpu
+}'
