@@ -235,7 +235,9 @@ void DeputySession::ReadDeputy() {
         ws.cols = static_cast<int16_t>(w.cols);
         ws.xpixel = static_cast<int16_t>(w.xpixel);
         ws.ypixel = static_cast<int16_t>(w.ypixel);
-        if (!job_over_) ctx_.pool.With(host_, "resize", [&](rpc::RemoteClient& c) { c.resize(job_id_, ws); });
+        if (job_over_) break;
+        Status s = ctx_.pool.With(host_, "resize", [&](rpc::RemoteClient& c) { c.resize(job_id_, ws); });
+        if (!s.ok()) KLOG_WARN("forwarding a window size to job {} on {}: {}", job_id_, host_, s.ToString());
         break;
       }
       default:
