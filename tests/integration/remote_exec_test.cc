@@ -183,6 +183,43 @@ TEST_F(RemoteExecTest, CtrlCOnTheTerminalStopsTheJob) {
   EXPECT_TRUE(EventuallyEmpty("node3", "pgrep -f 'slee[p] 1234' || true"));
 }
 
+TEST_F(RemoteExecTest, CtrlZStopsTheJobAndTheDeputyAndSigcontResumesBoth) {
+  Subprocess::Options o;
+  o.pty = true;
+  auto p = cluster_->Spawn("node1", {"sh", "-c", "cd /kite && exec kite run --host node2 -- sh -c "
+                                                 "'while :; do echo tick; sleep 0.1; done'"}, o);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  ASSERT_TRUE((*p)->WaitForStdout("tick", std::chrono::seconds(30)));
+  ASSERT_OK((*p)->WriteStdin("\x1a"));  // ^Z: the terminal sends SIGTSTP to the deputy
+  // The deputy stops itself (as a local job would) and the job on node2 is stopped too.
+  auto state_of = [&](const std::string& host, const std::string& pattern) {
+    return On(host, "ps -o stat= -p $(pgrep -f '" + pattern + "' | head -1) 2>/dev/null | cut -c1").stdout_data;
+  };
+  bool stopped = false;
+  for (int i = 0; i < 50 && !stopped; ++i) {
+    stopped = state_of("node1", "kit[e] run --host node2") == "T\n" && state_of("node2", "whil[e] :") == "T\n";
+    if (!stopped) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(stopped) << "deputy: " << state_of("node1", "kit[e] run --host node2")
+                       << " job: " << state_of("node2", "whil[e] :");
+  size_t before = (*p)->Stdout().size();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ((*p)->Stdout().size(), before) << "the job kept printing while stopped";
+  // fg: a shell sends SIGCONT to the job's whole process group (here it also holds the
+  // `scripts/cluster exec` wrapper, whose nsenter stopped along with the deputy).
+  ASSERT_OK((*p)->Kill(SIGCONT));
+  bool resumed = false;
+  for (int i = 0; i < 50 && !resumed; ++i) {
+    resumed = (*p)->Stdout().size() > before + 10;
+    if (!resumed) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(resumed) << "no output after SIGCONT";
+  ASSERT_OK((*p)->WriteStdin("\x03"));
+  auto r = (*p)->Wait(std::chrono::seconds(30));
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(WIFSIGNALED(r->exit_status) && WTERMSIG(r->exit_status) == SIGINT) << r->Describe();
+}
+
 TEST_F(RemoteExecTest, SignalsReachTheJob) {
   auto p = cluster_->Spawn("node1", {"sh", "-c", "cd /kite && exec kite run --host node2 -- sh -c "
                                                  "'trap \"echo got HUP; exit 7\" HUP; echo ready; while :; do sleep 0.1; done'"});
