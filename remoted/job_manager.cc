@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 
 #include "common/log.h"
 #include "remoted/input_queue.h"
@@ -289,6 +290,22 @@ StatusOr<int64_t> JobManager::WriteInput(int64_t id, int64_t offset, const std::
   return accepted;
 }
 
+namespace {
+
+// Whether process `pid` has a handler for `signo` (its SigCgt mask in /proc).
+bool CatchesSignal(pid_t pid, int signo) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("SigCgt:", 0) != 0) continue;
+    uint64_t mask = std::strtoull(line.c_str() + 7, nullptr, 16);
+    return (mask >> (signo - 1)) & 1;
+  }
+  return false;
+}
+
+}  // namespace
+
 Status JobManager::Signal(int64_t id, int32_t signo) {
   if (signo < 0 || signo > 64) return InvalidArgument("signal " + std::to_string(signo) + " is not 0..64");
   std::lock_guard<std::mutex> lock(mu_);
@@ -298,6 +315,11 @@ Status JobManager::Signal(int64_t id, int32_t signo) {
   // Once the root is reaped its pid may be reused: nothing is signalled any more (the home
   // is about to get the exit status anyway).
   if (job->root_reaped) return OkStatus();
+  // The job's process group is orphaned here (its parent, remoted, is in another session), and
+  // the kernel discards SIGTSTP/SIGTTIN/SIGTTOU sent to an orphaned group whose members take
+  // the default action. At home the same ^Z would stop the job: so unless the root catches
+  // the signal itself (a shell, an editor), stop the group with SIGSTOP.
+  if ((signo == SIGTSTP || signo == SIGTTIN || signo == SIGTTOU) && !CatchesSignal(job->pid, signo)) signo = SIGSTOP;
   if (::kill(-job->pid, signo) < 0 && errno != ESRCH)
     return PosixError("kill job " + std::to_string(id) + " with signal " + std::to_string(signo), errno);
   return OkStatus();
