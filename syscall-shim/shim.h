@@ -5,6 +5,8 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
+
 #include "syscall-shim/identity/host_identity.h"
 #include "syscall-shim/job_env.h"
 #include "syscall-shim/pids/job_membership.h"
@@ -29,6 +31,12 @@ class Shim {
   bool Init(const char* job, const char* home, const char* sock);
 
   bool active() const { return active_; }
+
+  // Called by the wrappers before they translate pids. After kite-restore brought this
+  // process back (the restore count in kite_restore_fixup moved on), the root's real pid is
+  // another one: rebinds it to the same vpid. One load and compare when nothing changed;
+  // async-signal-safe; idempotent.
+  void SyncRestore();
   const JobEnv& env() const { return env_; }
   const PidTable& pids() const { return pids_; }
   const HostIdentity& identity() const { return identity_; }
@@ -36,6 +44,7 @@ class Shim {
 
  private:
   bool active_ = false;
+  uint32_t restores_seen_ = 0;  // kite_restore_fixup.restore_count last applied
   JobEnv env_;
   PidTable pids_;
   HostIdentity identity_;

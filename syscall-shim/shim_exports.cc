@@ -24,6 +24,8 @@
 #include <cstdlib>
 #include <termios.h>
 
+#include "syscall-shim/checkpoint/checkpoint_protocol.h"
+#include "syscall-shim/checkpoint/checkpointer.h"
 #include "syscall-shim/shim.h"
 #include "syscall-shim/sys_calls.h"
 
@@ -35,8 +37,18 @@ constinit kite::shim::Shim g_shim;
 
 __attribute__((constructor)) void InitShim() {
   const char* job = getenv(kite::shim::kJobVar);
-  if (job == nullptr) return;  // not a kite job: one getenv is all an inert process pays
-  g_shim.Init(job, getenv(kite::shim::kHomeVar), getenv(kite::shim::kSockVar));
+  const char* ckpt_dir = getenv(kite::shim::kCkptDirVar);
+  if (job == nullptr && ckpt_dir == nullptr) return;  // not a kite job: inert, two getenvs
+  if (job != nullptr) g_shim.Init(job, getenv(kite::shim::kHomeVar), getenv(kite::shim::kSockVar));
+  // Checkpointable: every job, and any process given KITE_CKPT_DIR (tests, kite checkpoint).
+  kite::shim::TheCheckpointer().Install(ckpt_dir != nullptr ? ckpt_dir
+                                                            : kite::shim::kDefaultCkptDir);
+}
+
+// The shim state, brought up to date first if the process was restored from an image.
+kite::shim::Shim& Synced() {
+  g_shim.SyncRestore();
+  return g_shim;
 }
 
 // 0 or an errno from the shim's classes -> the libc convention.
@@ -55,31 +67,31 @@ extern "C" void __chk_fail(void) __attribute__((noreturn));
 
 KITE_SHIM_EXPORT pid_t getpid(void) noexcept {
   pid_t real = kite::shim::sys::getpid();
-  return g_shim.active() ? Virtual(real) : real;
+  return Synced().active() ? Virtual(real) : real;
 }
 
 KITE_SHIM_EXPORT pid_t getppid(void) noexcept {
   pid_t parent = kite::shim::sys::getppid();
-  if (!g_shim.active()) return parent;
+  if (!Synced().active()) return parent;
   return g_shim.pids().ParentOf(kite::shim::sys::getpid(), parent);
 }
 
 // The root is its own session and group leader here, so its group and session ids are its
 // real pid and show as its vpid.
 KITE_SHIM_EXPORT pid_t getpgid(pid_t pid) noexcept {
-  if (!g_shim.active()) return kite::shim::sys::getpgid(pid);
+  if (!Synced().active()) return kite::shim::sys::getpgid(pid);
   return Virtual(kite::shim::sys::getpgid(g_shim.pids().ToReal(pid)));
 }
 
 KITE_SHIM_EXPORT pid_t getpgrp(void) noexcept { return getpgid(0); }
 
 KITE_SHIM_EXPORT pid_t getsid(pid_t pid) noexcept {
-  if (!g_shim.active()) return kite::shim::sys::getsid(pid);
+  if (!Synced().active()) return kite::shim::sys::getsid(pid);
   return Virtual(kite::shim::sys::getsid(g_shim.pids().ToReal(pid)));
 }
 
 KITE_SHIM_EXPORT int setpgid(pid_t pid, pid_t pgid) noexcept {
-  if (g_shim.active()) {
+  if (Synced().active()) {
     pid = g_shim.pids().ToReal(pid);
     pgid = g_shim.pids().ToReal(pgid);
   }
@@ -89,11 +101,11 @@ KITE_SHIM_EXPORT int setpgid(pid_t pid, pid_t pgid) noexcept {
 // Job-control shells compare these with getpgrp() and hand the terminal to their own group.
 KITE_SHIM_EXPORT pid_t tcgetpgrp(int fd) noexcept {
   pid_t pgrp = kite::shim::sys::tcgetpgrp(fd);
-  return g_shim.active() ? Virtual(pgrp) : pgrp;
+  return Synced().active() ? Virtual(pgrp) : pgrp;
 }
 
 KITE_SHIM_EXPORT int tcsetpgrp(int fd, pid_t pgrp) noexcept {
-  if (g_shim.active()) pgrp = g_shim.pids().ToReal(pgrp);
+  if (Synced().active()) pgrp = g_shim.pids().ToReal(pgrp);
   return kite::shim::sys::tcsetpgrp(fd, pgrp);
 }
 
@@ -114,7 +126,7 @@ KITE_SHIM_EXPORT int __gethostname_chk(char* name, size_t len, size_t buflen) no
 }
 
 KITE_SHIM_EXPORT int kill(pid_t pid, int signo) noexcept {
-  if (!g_shim.active()) return kite::shim::sys::kill(pid, signo);
+  if (!Synced().active()) return kite::shim::sys::kill(pid, signo);
   int saved = errno;  // forwarding and /proc reads may set errno on the way to success
   int err = g_shim.kill_router().Kill(pid, signo);
   if (err == 0) errno = saved;

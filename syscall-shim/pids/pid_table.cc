@@ -34,6 +34,15 @@ pid_t PidTable::ToReal(pid_t vpid) const {
   return e != nullptr ? e->real : vpid;
 }
 
+bool PidTable::Rebind(pid_t vpid, pid_t new_real) {
+  if (vpid <= 0 || new_real <= 0) return false;
+  const Entry* e = FindVirtual(vpid);
+  const Entry* other = FindReal(new_real);
+  if (e == nullptr || (other != nullptr && other != e)) return false;
+  entries_[e - entries_].real = new_real;
+  return true;
+}
+
 bool PidTable::HasVirtual(pid_t vpid) const { return vpid > 0 && FindVirtual(vpid) != nullptr; }
 
 pid_t PidTable::ParentOf(pid_t real, pid_t real_parent) const {

@@ -44,6 +44,11 @@ class PidTable {
 
   int size() const { return size_; }
 
+  // After a restore the process known as `vpid` has another real pid: makes `new_real` (> 0)
+  // its real pid. False when `vpid` is not in the table or `new_real` belongs to another entry.
+  // Single writer (the process's own thread), like Add.
+  bool Rebind(pid_t vpid, pid_t new_real);
+
  private:
   struct Entry {
     pid_t real = 0;

@@ -1,0 +1,191 @@
+// Checkpoint on request from inside the process (see checkpointer.h).
+#include "syscall-shim/checkpoint/checkpointer.h"
+
+#include <asm/prctl.h>
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/prctl.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+
+#include "syscall-shim/checkpoint/checkpoint_protocol.h"
+#include "syscall-shim/checkpoint/image_writer.h"
+#include "syscall-shim/checkpoint/memory_dumper.h"
+#include "syscall-shim/checkpoint/proc_files.h"
+#include "syscall-shim/checkpoint/raw_syscall.h"
+#include "syscall-shim/checkpoint/restore_fixup.h"
+#include "syscall-shim/checkpoint/string_table.h"
+
+namespace kite::shim {
+namespace {
+
+constinit Checkpointer g_checkpointer;
+
+void CheckpointHandler(int, siginfo_t* info, void* ucontext) {
+  g_checkpointer.Handle(info, ucontext);
+}
+
+// "<dir>/<pid><suffix>"
+void ImagePath(const char* dir, int pid, const char* suffix, char* out, size_t cap) {
+  TextBuf(out, cap).Str(dir).Str("/").Num(pid).Str(suffix);
+}
+
+void WriteErrorFile(const char* dir, int pid, const char* reason) {
+  char tmp[Checkpointer::kMaxDirLen + 40], path[Checkpointer::kMaxDirLen + 40];
+  ImagePath(dir, pid, ".err.tmp", tmp, sizeof tmp);
+  ImagePath(dir, pid, ".err", path, sizeof path);
+  long fd = OpenFile(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600);
+  if (raw::Failed(fd)) return;
+  char line[600];
+  TextBuf b(line, sizeof line);
+  b.Str(reason).Str("\n");
+  raw::Syscall(SYS_write, fd, raw::Arg(line), static_cast<long>(b.size()));
+  CloseFd(static_cast<int>(fd));
+  raw::Syscall(SYS_rename, raw::Arg(tmp), raw::Arg(path));
+}
+
+}  // namespace
+
+Checkpointer& TheCheckpointer() { return g_checkpointer; }
+
+long Checkpointer::FindTidOffset() {
+  uint64_t tp = 0;
+  raw::Syscall(SYS_arch_prctl, ARCH_GET_FS, raw::Arg(&tp));
+  int32_t tid = static_cast<int32_t>(raw::Syscall(SYS_gettid));
+  if (tp == 0) return -1;
+  // The address glibc registered with set_tid_address is its cached tid.
+  int32_t* reg = nullptr;
+  if (raw::Syscall(SYS_prctl, PR_GET_TID_ADDRESS, raw::Arg(&reg)) == 0 && reg != nullptr) {
+    uint64_t a = reinterpret_cast<uint64_t>(reg);
+    if (a >= tp && a < tp + 4096 && *reg == tid) return static_cast<long>(a - tp);
+  }
+  // Else scan the TCB for the one word holding our tid.
+  long found = -1;
+  for (long off = 0; off < 4096; off += 4) {
+    if (*reinterpret_cast<const int32_t*>(tp + static_cast<uint64_t>(off)) == tid) {
+      if (found >= 0) return -1;  // ambiguous
+      found = off;
+    }
+  }
+  return found;
+}
+
+bool Checkpointer::Install(const char* dir) {
+  if (installed_ || dir == nullptr || dir[0] != '/') return false;
+  size_t n = strnlen(dir, kMaxDirLen + 1);
+  if (n > kMaxDirLen) return false;
+  memcpy(dir_, dir, n);
+  dir_[n] = '\0';
+  while (n > 1 && dir_[n - 1] == '/') dir_[--n] = '\0';
+  tls_.tid_offset = FindTidOffset();
+  const char* fault = getenv(kFaultVar);
+  fault_enospc_ = fault != nullptr && strcmp(fault, "enospc") == 0;
+  // glibc >= 2.35 publishes its rseq area; looked up rather than linked, because these
+  // symbols live in ld.so and the shim must need nothing but libc.so.6.
+  const void* rseq_offset = dlsym(RTLD_DEFAULT, "__rseq_offset");
+  const void* rseq_size = dlsym(RTLD_DEFAULT, "__rseq_size");
+  if (rseq_offset != nullptr && rseq_size != nullptr) {
+    tls_.rseq_offset = *static_cast<const ptrdiff_t*>(rseq_offset);
+    tls_.rseq_size = *static_cast<const unsigned*>(rseq_size);
+  }
+
+  struct sigaction sa = {};
+  sa.sa_sigaction = CheckpointHandler;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigfillset(&sa.sa_mask);
+  if (sigaction(kCheckpointSignal, &sa, nullptr) != 0) return false;
+  installed_ = true;
+  return true;
+}
+
+bool Checkpointer::DumpImage(const char* tmp_path, bool durable, const void* ucontext,
+                             DumpArena* arena, PendingSignals* pending, DumpError* err) {
+  StringTable strings;
+  if (!strings.Init(arena)) return err->Set("checkpoint arena exhausted");
+  ProcessDumper proc(arena, &strings, err);
+  kite_img_process* p = static_cast<kite_img_process*>(arena->Alloc(sizeof(kite_img_process)));
+  if (p == nullptr) return err->Set("checkpoint arena exhausted");
+  memset(p, 0, sizeof *p);
+  FixedVector<kite_img_fd> fds;
+  if (!proc.CheckSupported() || !proc.DumpFds(&fds) || !proc.DumpTask(ucontext, tls_, p)) {
+    return false;
+  }
+  p->fixup_addr = RestoreFixup::area_address();
+  p->restore_tail = RestoreFixup::tail_address();
+  if (!pending->Collect(arena, err)) return false;
+  MemoryDumper memory(arena, &strings, err);
+  if (!memory.ReadRegions(arena->start(), arena->end())) return false;
+
+  long fd = OpenFile(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600);
+  if (raw::Failed(fd)) return err->SetErrno(tmp_path, fd);
+  ImageWriter w(static_cast<int>(fd));
+  if (fault_enospc_) w.TEST_FailAfter(64 << 10);
+  bool ok = w.BeginPageData(err) && memory.WritePages(&w) && w.EndPageData(err) &&
+            w.WriteSection(KITE_SEC_PROCESS, sizeof *p, p, 1, err) &&
+            w.WriteSection(KITE_SEC_REGIONS, sizeof(kite_img_region), memory.regions().data(),
+                           memory.regions().size(), err) &&
+            w.WriteSection(KITE_SEC_PAGE_RUNS, sizeof(kite_img_page_run), memory.runs().data(),
+                           memory.runs().size(), err) &&
+            w.WriteSection(KITE_SEC_FDS, sizeof(kite_img_fd), fds.data(), fds.size(), err) &&
+            w.WriteSection(KITE_SEC_PENDING, sizeof(kite_img_siginfo), pending->list().data(),
+                           pending->list().size(), err) &&
+            w.WriteSection(KITE_SEC_STRINGS, 1, strings.data(), strings.size(), err) &&
+            w.Finish(err);
+  if (ok && durable) {
+    long r = raw::Syscall(SYS_fsync, fd);
+    if (raw::Failed(r)) ok = err->SetErrno("fsync of the image", r);
+  }
+  long r = raw::Syscall(SYS_close, fd);
+  if (ok && raw::Failed(r) && r != -EINTR) ok = err->SetErrno("closing the image", r);
+  return ok;
+}
+
+void Checkpointer::Handle(const siginfo_t* info, void* ucontext) {
+  int mode = info->si_code == SI_QUEUE ? info->si_value.sival_int : kCheckpointContinue;
+  int pid = ProcessDumper::HostPid();
+  char tmp[kMaxDirLen + 40], img[kMaxDirLen + 40], errp[kMaxDirLen + 40];
+  ImagePath(dir_, pid, ".img.tmp", tmp, sizeof tmp);
+  ImagePath(dir_, pid, ".img", img, sizeof img);
+  ImagePath(dir_, pid, ".err", errp, sizeof errp);
+
+  DumpError err;
+  PendingSignals pending;
+  bool ok = false;
+  {
+    DumpArena arena;
+    long e = 0;
+    if (mode != kCheckpointContinue && mode != kCheckpointExit) {
+      err.Set("unknown checkpoint request (sigqueue value must be 1 or 2)");
+    } else if (!arena.Init(&e)) {
+      err.SetErrno("mapping the checkpoint arena", e);
+    } else {
+      ok = DumpImage(tmp, mode == kCheckpointExit, ucontext, &arena, &pending, &err);
+      if (ok) {
+        long r = raw::Syscall(SYS_rename, raw::Arg(tmp), raw::Arg(img));
+        if (raw::Failed(r)) ok = err.SetErrno("renaming the image into place", r);
+      }
+    }
+    if (ok) {
+      raw::Syscall(SYS_unlink, raw::Arg(errp));
+      if (mode == kCheckpointExit) {
+        // The image is durable; the original must never run on after a migration image.
+        long d = OpenFile(dir_, O_RDONLY | O_DIRECTORY);
+        if (!raw::Failed(d)) {
+          raw::Syscall(SYS_fsync, d);
+          CloseFd(static_cast<int>(d));
+        }
+        for (;;) raw::Syscall(SYS_kill, raw::Syscall(SYS_getpid), SIGKILL);
+      }
+    } else {
+      raw::Syscall(SYS_unlink, raw::Arg(tmp));
+      raw::Syscall(SYS_unlink, raw::Arg(img));
+      WriteErrorFile(dir_, pid, err.msg());
+    }
+    pending.Requeue();  // reads the arena: before it is unmapped
+  }
+}
+
+}  // namespace kite::shim
