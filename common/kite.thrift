@@ -135,6 +135,40 @@ struct HostStatus {
   11: i64 sent_unix_ms
 }
 
+// Migration (docs/design-notes.md, "Migration: how a job moves"). A checkpointed job: where
+// its image is and everything needed to start it again elsewhere with restore_job.
+struct CheckpointReply {
+  1: string image_path      // absolute; under the first shared path (/kite) when it exists
+  2: i64 stdout_offset      // output offsets at which the job stopped (exact when it exited)
+  3: i64 stderr_offset
+  4: i64 stdin_offset       // stdin bytes the job consumed: the home resends from here
+  5: binary command         // argv joined by spaces, for display
+  6: Credentials creds
+  7: string home_host
+  8: i32 vpid
+  9: i32 home_ppid
+  10: i32 tty_mask
+  11: optional WinSize winsize
+  12: optional binary termios   // the pty's struct termios (tcgetattr), when it had one
+  13: bool left_running     // true: the original runs on (leave_running); else it is gone
+}
+
+// restore_job's request: a CheckpointReply's fields, as the home passes them on.
+struct RestoreSpec {
+  1: string image_path
+  2: Credentials creds      // must own the image and match the uid inside it
+  3: string home_host
+  4: i32 vpid
+  5: i32 home_ppid
+  6: i64 stdout_offset      // the new job's output offsets continue from these
+  7: i64 stderr_offset
+  8: i64 stdin_offset       // and its stdin offset
+  9: i32 tty_mask
+  10: optional WinSize winsize
+  11: optional binary termios
+  12: binary command        // for display
+}
+
 service Remote {
   HostStatus status()
 
@@ -159,6 +193,17 @@ service Remote {
   void release(1: i64 job_id) throws (1: KiteError e)
 
   void set_owner(1: OwnerOverride mode) throws (1: KiteError e)
+
+  // Checkpoints the job (its root, single-threaded for now) into an image. Unless
+  // leave_running, the original is gone afterwards and exits killed (SIGKILL); its output up to
+  // the returned offsets stays readable. FAILED_PRECONDITION with the reason when the job cannot
+  // be checkpointed (threads, sockets, ...): it then keeps running. UNAVAILABLE: no
+  // answer from the job within 30 s (it may still finish the image: release it or retry).
+  CheckpointReply checkpoint_job(1: i64 job_id, 2: bool leave_running) throws (1: KiteError e)
+
+  // Claims a slot like start_job and starts `kite-restore IMAGE` as the job, with the given
+  // credentials (checked against the image), stdio pipes/pty and output offsets.
+  ExecReply restore_job(1: RestoreSpec spec) throws (1: KiteError e)
 }
 
 service Home {

@@ -22,6 +22,9 @@ class InputQueue {
   // `eof` counts only when every byte of `data` is accepted. INVALID_ARGUMENT: `offset` is
   // past the accepted offset (a gap), or new bytes follow an accepted EOF.
   StatusOr<int64_t> Offer(int64_t offset, std::string_view data, bool eof);
+  // A restored job's stdin continues a checkpointed one's: bytes before `offset` were already
+  // consumed. Only before the first Offer.
+  void StartAt(int64_t offset) { accepted_ = offset; }
 
   // Bytes accepted but not yet written to the job.
   std::string_view pending() const { return std::string_view(buf_).substr(head_); }

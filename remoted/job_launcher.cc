@@ -313,7 +313,7 @@ Status JobLauncher::BuildEnv(const rpc::ExecSpec& spec, const LaunchOptions& opt
     std::string name = e.substr(0, e.find('='));
     std::string value = e.substr(name.size() + 1);
     // Ours to set: a home must not be able to forge another job's identity.
-    if (name == "KITE_JOB" || name == "KITE_HOME" || name == "KITE_SOCK") continue;
+    if (name == "KITE_JOB" || name == "KITE_HOME" || name == "KITE_SOCK" || name == "KITE_CKPT_DIR") continue;
     if (name == "LD_PRELOAD") {
       if (!have_preload) preload = value, have_preload = true;
       continue;
@@ -337,6 +337,7 @@ Status JobLauncher::BuildEnv(const rpc::ExecSpec& spec, const LaunchOptions& opt
   if (have_preload) env_.push_back("LD_PRELOAD=" + preload);
   env_.push_back("KITE_HOME=" + spec.home_host);
   env_.push_back("KITE_SOCK=" + options.sock_path);
+  if (!options.ckpt_dir.empty()) env_.push_back("KITE_CKPT_DIR=" + options.ckpt_dir);
   std::string job = "KITE_JOB=" + std::to_string(spec.vpid) + ":" + std::to_string(spec.home_ppid) + ":";
   kite_job_pid_pos_ = job.size();
   job.append(12, '\0');  // the child writes its pid and a NUL here

@@ -30,6 +30,7 @@ struct LaunchOptions {
   bool allow_root = false;  // may the job run as uid 0?
   std::string shim_path;    // preloaded (LD_PRELOAD) into the job; empty: nothing preloaded
   std::string sock_path;    // KITE_SOCK
+  std::string ckpt_dir;     // KITE_CKPT_DIR (where the shim writes checkpoint images); empty: unset
 };
 
 // The parent's ends of a started job. The fds are non-blocking and close-on-exec.

@@ -4,6 +4,7 @@
 
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -16,10 +17,13 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <optional>
 
 #include "common/log.h"
 #include "remoted/input_queue.h"
+#include "remoted/job_checkpoint.h"
 #include "remoted/output_buffer.h"
+#include "syscall-shim/checkpoint/checkpoint_protocol.h"
 
 namespace kite {
 namespace {
@@ -65,6 +69,12 @@ struct JobManager::Job {
   int64_t started_unix_ms = 0;
   std::string command;
   std::string pty_slave;  // "/dev/pts/N", or empty
+  // What checkpoint_job returns for restore_job elsewhere.
+  rpc::Credentials creds;
+  int32_t home_ppid = 0;
+  int tty_mask = 0;
+  std::optional<rpc::WinSize> winsize;
+  std::string ckpt_dir;   // its KITE_CKPT_DIR; empty: not checkpointable
 
   // Fds. Set by Start before the job reaches the I/O thread; from then on changed (closed)
   // only by the I/O thread with mu_ held. -1: closed or absent.
@@ -81,6 +91,10 @@ struct JobManager::Job {
   OutputBuffer out[2];  // GUARDED_BY(mu_): stdout, stderr
   InputQueue in;        // GUARDED_BY(mu_)
   bool line_empty = true;  // GUARDED_BY(mu_): the pty's input line (for ^D)
+  int64_t stdin_written = 0;   // GUARDED_BY(mu_): stdin offset written into the pipe/pty so far
+  int64_t stdin_unread = -1;   // GUARDED_BY(mu_): bytes left in the stdin pipe when it was closed
+  bool input_paused = false;   // GUARDED_BY(mu_): checkpointing: nothing more is written to stdin
+  bool checkpointing = false;  // GUARDED_BY(mu_): a Checkpoint() call is in flight
   Phase phase = Phase::kRunning;  // GUARDED_BY(mu_)
   bool root_reaped = false;       // GUARDED_BY(mu_)
   int wait_status = 0;            // GUARDED_BY(mu_)
@@ -164,8 +178,22 @@ LaunchOptions JobManager::CurrentLaunchOptions() {
 
 // --- the API ---------------------------------------------------------------------------
 
-StatusOr<int64_t> JobManager::Start(const rpc::ExecSpec& spec) {
-  KITE_ASSIGN_OR_RETURN(auto launcher, JobLauncher::Prepare(spec, CurrentLaunchOptions()));
+StatusOr<int64_t> JobManager::Start(const rpc::ExecSpec& spec) { return StartJob(spec, nullptr); }
+
+StatusOr<int64_t> JobManager::StartJob(const rpc::ExecSpec& spec, const Resume* resume) {
+  LaunchOptions options = CurrentLaunchOptions();
+  std::string ckpt_dir;
+  if (!options.shim_path.empty() && spec.creds.uid >= 0 && spec.creds.gid >= 0 &&
+      (spec.creds.uid != 0 || config_.allow_root)) {
+    auto dir = JobCheckpoint::PrepareDir(config_, spec.creds.uid, spec.creds.gid);
+    if (dir.ok()) {
+      ckpt_dir = *dir;
+    } else {
+      KLOG_WARN("no checkpoint directory for uid {}: {}", spec.creds.uid, dir.status().ToString());
+    }
+  }
+  options.ckpt_dir = ckpt_dir;
+  KITE_ASSIGN_OR_RETURN(auto launcher, JobLauncher::Prepare(spec, options));
   switch (owner_->state()) {
     case rpc::HostState::IDLE: break;
     case rpc::HostState::OWNER_ACTIVE:
@@ -190,7 +218,18 @@ StatusOr<int64_t> JobManager::Start(const rpc::ExecSpec& spec) {
   job->vpid = spec.vpid;
   job->uid = spec.creds.uid;
   job->started_unix_ms = WallNowMs();
-  job->command = launcher->command();
+  job->command = resume != nullptr && !resume->command.empty() ? resume->command : launcher->command();
+  job->creds = spec.creds;
+  job->home_ppid = spec.home_ppid;
+  job->tty_mask = launcher->tty_mask();
+  if (spec.__isset.winsize) job->winsize = spec.winsize;
+  job->ckpt_dir = resume != nullptr && !resume->ckpt_dir.empty() ? resume->ckpt_dir : ckpt_dir;
+  if (resume != nullptr) {
+    job->out[kStdout].StartAt(resume->stdout_offset);
+    job->out[kStderr].StartAt(resume->stderr_offset);
+    job->in.StartAt(resume->stdin_offset);
+    job->stdin_written = resume->stdin_offset;
+  }
 
   cgroups_.CreateJob(job->id);
   auto launched = launcher->Launch([&](pid_t pid) {
@@ -227,6 +266,13 @@ StatusOr<int64_t> JobManager::Start(const rpc::ExecSpec& spec) {
   // to stderr (a terminal only on stderr or stdin: diagnostics, prompts and echo).
   job->src[kSrcPty] = {job->master, (tty & JobLauncher::kTtyStdout) ? kStdout : kStderr, false};
   for (Job::Source& s : job->src) s.eof = s.fd < 0;
+  if (resume != nullptr && !resume->termios.empty() && job->master >= 0) {
+    // The checkpointed job's terminal settings. kite-restore is still loading the image.
+    struct termios t;
+    std::memcpy(&t, resume->termios.data(), sizeof t);
+    if (::tcsetattr(job->master, TCSANOW, &t) < 0)
+      KLOG_WARN("job {}: restoring its terminal settings: {}", job->id, std::strerror(errno));
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     job->last_contact = Clock::now();
@@ -288,6 +334,194 @@ StatusOr<int64_t> JobManager::WriteInput(int64_t id, int64_t offset, const std::
   if (!accepted.ok()) return accepted.status().With("job " + std::to_string(id));
   if (*accepted > before || job->in.eof_due()) WakeIo();
   return accepted;
+}
+
+namespace {
+
+bool PathExists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+// The shim's one-line reason in a .err file.
+std::string ReadReason(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  if (line.size() > 1000) line.resize(1000);
+  return line.empty() ? "no reason given" : line;
+}
+
+}  // namespace
+
+StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, bool leave_running) {
+  const std::string name = "job " + std::to_string(id);
+  std::shared_ptr<Job> job;
+  std::string img, err;
+  std::string tty_termios;
+  std::optional<rpc::WinSize> tty_winsize;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    job = FindLocked(id);
+    if (!job) return NotFound("no " + name + " on " + config_.host_name);
+    if (job->root_reaped || job->phase != Job::Phase::kRunning || job->releasing)
+      return FailedPrecondition(name + " has exited: nothing to checkpoint");
+    if (job->ckpt_dir.empty())
+      return FailedPrecondition(name + " cannot be checkpointed: it runs without the kite shim or a checkpoint "
+                                "directory");
+    if (job->checkpointing) return FailedPrecondition(name + " is already being checkpointed");
+    const std::string base = job->ckpt_dir + "/" + std::to_string(job->pid);
+    img = base + ".img";
+    err = base + ".err";
+    ::unlink(img.c_str());
+    ::unlink(err.c_str());
+    // The root is not reaped (that happens under mu_), so its pid is still its own.
+    union sigval v;
+    v.sival_int = leave_running ? shim::kCheckpointContinue : shim::kCheckpointExit;
+    if (::sigqueue(job->pid, shim::kCheckpointSignal, v) < 0) return PosixError("signalling " + name, errno);
+    job->checkpointing = true;
+    job->input_paused = true;  // stdin stays in the queue from here: the offset is exact
+    if (job->master >= 0) {  // now: in exit mode the pty is closed once the job is gone
+      struct termios t;
+      if (::tcgetattr(job->master, &t) == 0) {
+        tty_termios.assign(reinterpret_cast<const char*>(&t), sizeof t);
+      }
+      struct winsize ws;
+      if (::ioctl(job->master, TIOCGWINSZ, &ws) == 0) {
+        rpc::WinSize w;
+        w.rows = ws.ws_row;
+        w.cols = ws.ws_col;
+        w.xpixel = ws.ws_xpixel;
+        w.ypixel = ws.ws_ypixel;
+        tty_winsize = w;
+      }
+    }
+    job->last_contact = Clock::now();
+  }
+  auto resume_input = [&] {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      job->checkpointing = false;
+      job->input_paused = false;
+    }
+    WakeIo();
+  };
+
+  // Wait for the image or the refusal.
+  const auto deadline = Clock::now() + kCheckpointTimeout;
+  for (;;) {
+    bool reaped;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      reaped = job->root_reaped;
+    }
+    if (PathExists(img)) break;
+    if (PathExists(err)) {
+      std::string reason = ReadReason(err);
+      ::unlink(err.c_str());
+      resume_input();
+      KLOG_INFO("{} refused a checkpoint: {}", name, reason);
+      return FailedPrecondition(name + " cannot be checkpointed: " + reason);
+    }
+    if (reaped) {
+      resume_input();
+      return Aborted(name + " ended before its checkpoint image was written");
+    }
+    if (Clock::now() > deadline) {
+      resume_input();
+      return Unavailable(name + " wrote no checkpoint image within " + std::to_string(kCheckpointTimeout.count()) +
+                         " s");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  // Named after the job, not the pid: a later job may get the same pid.
+  std::string final_path = job->ckpt_dir + "/job-" + std::to_string(id) + ".img";
+  if (::rename(img.c_str(), final_path.c_str()) < 0) {
+    KLOG_WARN("{}: renaming {}: {}", name, img, std::strerror(errno));
+    final_path = img;
+  }
+
+  rpc::CheckpointReply r;
+  r.image_path = final_path;
+  r.left_running = leave_running;
+  if (!tty_termios.empty()) {
+    r.termios = tty_termios;
+    r.__isset.termios = true;
+  }
+  if (tty_winsize) {
+    r.winsize = *tty_winsize;
+    r.__isset.winsize = true;
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!r.__isset.winsize && job->winsize) {
+    r.winsize = *job->winsize;
+    r.__isset.winsize = true;
+  }
+  if (!leave_running) {
+    // The root killed itself after the image: wait until everything it wrote is buffered.
+    if (!job->cv.wait_for(lock, kKillTimeout + kReapTimeout,
+                          [&] { return job->phase == Job::Phase::kExited || job->released; }))
+      KLOG_WARN("{}: output not drained {} s after its checkpoint", name,
+                std::chrono::duration_cast<std::chrono::seconds>(kKillTimeout + kReapTimeout).count());
+  }
+  r.stdout_offset = job->out[kStdout].end();
+  r.stderr_offset = job->out[kStderr].end();
+  int64_t unread = std::max<int64_t>(job->stdin_unread, 0);
+  int now_unread = 0;
+  if (job->in_fd >= 0 && job->in_fd != job->master && ::ioctl(job->in_fd, FIONREAD, &now_unread) == 0)
+    unread = now_unread;
+  r.stdin_offset = job->stdin_written - unread;
+  r.command = job->command;
+  r.creds = job->creds;
+  r.home_host = job->home_host;
+  r.vpid = job->vpid;
+  r.home_ppid = job->home_ppid;
+  r.tty_mask = job->tty_mask;
+  job->checkpointing = false;
+  if (leave_running) job->input_paused = false;
+  lock.unlock();
+  if (leave_running) WakeIo();
+  KLOG_INFO("{} checkpointed to {} (stdout {} stderr {} stdin {}){}", name, r.image_path, r.stdout_offset,
+            r.stderr_offset, r.stdin_offset, leave_running ? ", left running" : "");
+  return r;
+}
+
+StatusOr<int64_t> JobManager::Restore(const rpc::RestoreSpec& spec) {
+  if (spec.stdout_offset < 0 || spec.stderr_offset < 0 || spec.stdin_offset < 0)
+    return InvalidArgument("restore offsets must not be negative");
+  if (spec.__isset.termios && spec.termios.size() != sizeof(struct termios))
+    return InvalidArgument("termios must be " + std::to_string(sizeof(struct termios)) + " bytes");
+  if (spec.command.size() > JobLauncher::kMaxArgBytes) return InvalidArgument("command too long");
+  KITE_RETURN_IF_ERROR(JobCheckpoint::ValidateImage(config_, spec.image_path, spec.creds));
+  const std::string restorer = ExecutableDir() + "/kite-restore";
+  if (::access(restorer.c_str(), X_OK) < 0) return FailedPrecondition("no " + restorer + " on " + config_.host_name);
+
+  rpc::ExecSpec e;
+  e.argv = {restorer};
+  if (spec.creds.uid == 0) e.argv.push_back("--allow-root");  // ValidateImage checked allow_root
+  e.argv.insert(e.argv.end(), {"--expect-uid", std::to_string(spec.creds.uid), spec.image_path});
+  e.env = {"PATH=/usr/bin:/bin"};
+  e.cwd = "/";  // the image has the job's own
+  e.umask = 022;
+  e.creds = spec.creds;
+  e.tty_mask = spec.tty_mask;
+  if (spec.__isset.winsize) {
+    e.winsize = spec.winsize;
+    e.__isset.winsize = true;
+  }
+  e.home_host = spec.home_host;
+  e.vpid = spec.vpid;
+  e.home_ppid = spec.home_ppid;
+  Resume r;
+  r.stdout_offset = spec.stdout_offset;
+  r.stderr_offset = spec.stderr_offset;
+  r.stdin_offset = spec.stdin_offset;
+  if (spec.__isset.termios) r.termios = spec.termios;
+  r.command = spec.command;
+  // The restored shim keeps the checkpoint directory it was started with (in its memory):
+  // its next image lands beside this one.
+  r.ckpt_dir = spec.image_path.substr(0, spec.image_path.rfind('/'));
+  return StartJob(e, &r);
 }
 
 namespace {
@@ -560,6 +794,7 @@ void JobManager::WriteStdin(Job& job) {
   char veof = 4;  // ^D
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (job.input_paused) return;
     std::string_view pending = job.in.pending();
     chunk.assign(pending.substr(0, kIoChunk));
     eof_due = job.in.eof_due();
@@ -595,6 +830,7 @@ void JobManager::WriteStdin(Job& job) {
     return;
   }
   job.in.Consume(static_cast<size_t>(n));
+  job.stdin_written += n;
   const char last = chunk[static_cast<size_t>(n) - 1];
   job.line_empty = last == '\n' || last == '\r' || last == veof;
 }
@@ -685,7 +921,7 @@ void JobManager::SyncEpollLocked(Job& job) {
     // Backpressure: a full buffer is not read, so the job blocks in write(2).
     if (s.fd >= 0 && !s.eof && !job.out[s.stream].full()) want[s.fd] |= EPOLLIN;
   }
-  if (job.in_fd >= 0 && job.in.wants_write()) want[job.in_fd] |= EPOLLOUT;
+  if (job.in_fd >= 0 && job.in.wants_write() && !job.input_paused) want[job.in_fd] |= EPOLLOUT;
   // An fd with no interest is removed, not kept with 0 events: epoll would still report
   // EPOLLHUP on it (a paused pipe whose writer is gone) and spin.
   for (auto it = job.registered.begin(); it != job.registered.end();) {
@@ -720,8 +956,14 @@ void JobManager::CloseFdLocked(Job& job, int fd) {
     watches_.erase(fd);
   }
   // The master serves several roles; closing it ends them all.
+  if (fd == job.in_fd) {
+    // What the job never read, for a checkpoint's stdin offset (a pipe's FIONREAD works on
+    // its write end too).
+    int unread = 0;
+    if (fd != job.master && ::ioctl(fd, FIONREAD, &unread) == 0) job.stdin_unread = unread;
+    job.in_fd = -1;
+  }
   if (fd == job.master) job.master = -1;
-  if (fd == job.in_fd) job.in_fd = -1;
   if (fd == job.pidfd) job.pidfd = -1;
   for (Job::Source& s : job.src) {
     if (s.fd == fd) s.fd = -1, s.eof = true;

@@ -72,6 +72,16 @@ class JobManager {
   Status Signal(int64_t job, int32_t signo);
   // New window size for the job's pty (SIGWINCH follows); nothing without a pty.
   Status Resize(int64_t job, const rpc::WinSize& winsize);
+  // checkpoint_job (IDL): pauses the job's stdin, asks its root for an image (the shim's
+  // protocol, syscall-shim/checkpoint/checkpoint_protocol.h) and waits up to
+  // kCheckpointTimeout. Unless leave_running the root then kills itself; this waits for its
+  // output to drain so the offsets returned are where it stopped. FAILED_PRECONDITION: the
+  // job refused (the reason is the shim's) or has exited; it keeps running.
+  StatusOr<rpc::CheckpointReply> Checkpoint(int64_t job, bool leave_running);
+  // restore_job (IDL): checks the image (JobCheckpoint::ValidateImage), then starts
+  // kite-restore on it as a job like Start, its offsets continuing the checkpointed job's.
+  StatusOr<int64_t> Restore(const rpc::RestoreSpec& spec);
+  static constexpr std::chrono::seconds kCheckpointTimeout{30};
   // Kills whatever is left of the job (its process group and everything in its cgroups),
   // waits for the root to be reaped, frees the slot and removes the job's cgroups.
   Status Release(int64_t job);
@@ -88,6 +98,14 @@ class JobManager {
 
  private:
   struct Job;
+  // Where a restored job's streams continue (restore_job), or null for a fresh job.
+  struct Resume {
+    int64_t stdout_offset = 0, stderr_offset = 0, stdin_offset = 0;
+    std::string termios;  // raw struct termios for the new pty, or empty
+    std::string command;  // for display
+    std::string ckpt_dir; // where the restored shim writes its next image
+  };
+  StatusOr<int64_t> StartJob(const rpc::ExecSpec& spec, const Resume* resume);
   JobManager(const Config& config, const OwnerMonitor* owner, UniqueFd epoll, UniqueFd wake);
   LaunchOptions CurrentLaunchOptions();
   std::shared_ptr<Job> FindLocked(int64_t id) const;  // REQUIRES(mu_)

@@ -21,6 +21,9 @@ class OutputBuffer {
   bool full() const { return size() > kHighWater; }
 
   void Append(const char* data, size_t n);
+  // A restored job's stream continues a checkpointed one's: its first byte is at `offset`.
+  // Only before the first Append.
+  void StartAt(int64_t offset) { begin_ = offset; }
   // The reader has every byte before `offset`: drop them. Offsets outside [begin, end] are
   // clamped (the caller validates them).
   void Acknowledge(int64_t offset);

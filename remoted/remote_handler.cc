@@ -40,4 +40,16 @@ void RemoteHandler::set_owner(rpc::OwnerOverride::type mode) {
   KLOG_INFO("owner override set to {} by a cluster peer", static_cast<int>(mode));
 }
 
+void RemoteHandler::checkpoint_job(rpc::CheckpointReply& out, int64_t job_id, bool leave_running) {
+  auto r = jobs_->Checkpoint(job_id, leave_running);
+  ThrowIfError(r.status());
+  out = std::move(r).value();
+}
+
+void RemoteHandler::restore_job(rpc::ExecReply& out, const rpc::RestoreSpec& spec) {
+  auto id = jobs_->Restore(spec);
+  ThrowIfError(id.status());
+  out.job_id = *id;
+}
+
 }  // namespace kite

@@ -46,6 +46,23 @@ uint64_t ReadXcr0() {
   return (uint64_t{hi} << 32) | lo;
 }
 
+bool IsTerminalPath(const char* path) {
+  return strncmp(path, "/dev/pts/", 9) == 0 || strncmp(path, "/dev/tty", 8) == 0 ||
+         strcmp(path, "/dev/console") == 0 || strcmp(path, "/dev/ptmx") == 0;
+}
+
+// The lowest standard stream (0, 1, 2) open on the same pipe or terminal as `st`, or -1. A
+// pipe's two ends share one inode; remoted gives stdin, stdout and stderr separate pipes (or
+// one pty), so the match says which of the launcher's streams this descriptor was.
+int StdStreamOf(const struct stat& st) {
+  for (int s = 0; s <= 2; ++s) {
+    struct stat o;
+    if (raw::Failed(StatFd(s, &o))) continue;
+    if (o.st_dev == st.st_dev && o.st_ino == st.st_ino && o.st_rdev == st.st_rdev) return s;
+  }
+  return -1;
+}
+
 bool IsDeleted(const char* path) {
   size_t n = strlen(path);
   return n >= 10 && strcmp(path + n - 10, " (deleted)") == 0;
@@ -76,6 +93,10 @@ bool ProcessDumper::CheckSupported() {
   if (p != nullptr && *p != '0') return err_->Set("seccomp filter active", "cannot be restored");
   n = ReadWholeFile("/proc/self/timers", buf, sizeof buf);
   if (n > 0) return err_->Set("POSIX timers (timer_create) in use", "not supported yet");
+  // Checked here, with every signal blocked, so no fork can slip in before the dump. Children
+  // (zombies too) would be left behind: only single processes are checkpointed yet.
+  n = ReadWholeFile("/proc/thread-self/children", buf, sizeof buf);
+  if (n > 0 || n == -EFBIG) return err_->Set("child processes", "job trees are not supported yet");
   return true;
 }
 
@@ -250,7 +271,20 @@ bool ProcessDumper::DumpOneFd(int fd, FixedVector<kite_img_fd>* fds) {
   TextBuf d(detail, sizeof detail);
   d.Str(path);
   uint32_t kind;
-  if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
+  int stream = -1;
+  if (S_ISFIFO(st.st_mode) || (S_ISCHR(st.st_mode) && IsTerminalPath(path))) stream = StdStreamOf(st);
+  if (stream >= 0) {
+    // The launcher's pipe or pty: the restorer re-attaches its own descriptor `stream`.
+    kite_img_fd* f = fds->Add();
+    if (f == nullptr) return err_->Set("too many open descriptors");
+    f->fd = fd;
+    f->kind = KITE_FD_STDIO;
+    f->open_flags = static_cast<uint32_t>(raw::Syscall(SYS_fcntl, fd, F_GETFL));
+    f->fd_flags = static_cast<uint32_t>(raw::Syscall(SYS_fcntl, fd, F_GETFD)) & FD_CLOEXEC;
+    f->offset = stream;
+    f->path = {0, 0};
+    return true;
+  } else if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
     if (path[0] != '/' || IsDeleted(path)) return err_->Set(what, d.Str(" is a deleted file (not supported yet)").c_str());
     struct stat by_path;
     if (raw::Failed(StatPath(path, &by_path)) || by_path.st_ino != st.st_ino || by_path.st_dev != st.st_dev) {
@@ -261,16 +295,15 @@ bool ProcessDumper::DumpOneFd(int fd, FixedVector<kite_img_fd>* fds) {
     if (strcmp(path, "/dev/null") == 0 || strcmp(path, "/dev/zero") == 0 ||
         strcmp(path, "/dev/urandom") == 0) {
       kind = KITE_FD_DEV;
-    } else if (strncmp(path, "/dev/pts/", 9) == 0 || strncmp(path, "/dev/tty", 8) == 0 ||
-               strcmp(path, "/dev/console") == 0 || strcmp(path, "/dev/ptmx") == 0) {
-      return err_->Set(what, d.Str(" is a terminal (not supported yet)").c_str());
+    } else if (IsTerminalPath(path)) {
+      return err_->Set(what, d.Str(" is a terminal other than the standard streams (not supported yet)").c_str());
     } else {
       return err_->Set(what, d.Str(" is a device (only /dev/null, /dev/zero, /dev/urandom)").c_str());
     }
   } else if (S_ISSOCK(st.st_mode)) {
     return err_->Set(what, d.Str(" is a socket (not supported yet)").c_str());
   } else if (S_ISFIFO(st.st_mode)) {
-    return err_->Set(what, d.Str(" is a pipe or FIFO (not supported yet)").c_str());
+    return err_->Set(what, d.Str(" is a pipe or FIFO other than the standard streams (not supported yet)").c_str());
   } else {
     return err_->Set(what, d.Str(" is a special file (not supported yet)").c_str());
   }

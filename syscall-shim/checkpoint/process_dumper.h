@@ -3,8 +3,9 @@
 // open file descriptors, and pending signals.
 //
 // Refused, with the reason in the DumpError: more than one thread, a seccomp filter, POSIX
-// timers, descriptors other than regular files, directories and /dev/null|zero|urandom
-// (sockets, pipes, ttys, eventfd, epoll, ...), deleted files and cwd, more than
+// timers, descriptors other than regular files, directories, /dev/null|zero|urandom and the
+// standard streams' pipes or terminal (recorded as KITE_FD_STDIO: other pipes, ttys, sockets,
+// eventfd, epoll, ...), deleted files and cwd, more than
 // KITE_IMG_MAX_GROUPS supplementary groups.
 //
 // Runs inside the checkpoint signal handler with every signal blocked: raw system calls only.
@@ -26,7 +27,7 @@ class ProcessDumper {
   ProcessDumper(DumpArena* arena, StringTable* strings, DumpError* err)
       : arena_(arena), strings_(strings), err_(err) {}
 
-  // What cannot be restored at all (threads, seccomp, POSIX timers).
+  // What cannot be restored at all (threads, seccomp, POSIX timers) or not yet (children).
   bool CheckSupported();
   // Where glibc keeps per-thread state, from the thread pointer: its cached thread id
   // (tid_offset, -1: unknown) and its rseq area (__rseq_offset/__rseq_size; size 0: none).

@@ -213,7 +213,9 @@ enum kite_img_fd_kind {
   KITE_FD_FILE = 1,  /* regular file: reopened by path, offset restored */
   KITE_FD_DIR = 2,   /* directory */
   KITE_FD_DEV = 3,   /* one of /dev/null, /dev/zero, /dev/urandom */
-  KITE_FD_KIND_LIMIT = 4
+  KITE_FD_STDIO = 4, /* a standard stream (pipe or terminal of the job's launcher): re-attached
+                        to the restorer's own descriptor `offset` (0, 1 or 2), never reopened */
+  KITE_FD_KIND_LIMIT = 5
 };
 
 struct kite_img_fd {
@@ -221,8 +223,9 @@ struct kite_img_fd {
   uint32_t kind;        /* enum kite_img_fd_kind */
   uint32_t open_flags;  /* F_GETFL: access mode and status flags (O_APPEND, O_NONBLOCK, ...) */
   uint32_t fd_flags;    /* F_GETFD: FD_CLOEXEC */
-  int64_t offset;       /* lseek(fd, 0, SEEK_CUR); -1 when not seekable */
-  struct kite_img_str path;
+  int64_t offset;       /* lseek(fd, 0, SEEK_CUR); -1 when not seekable. KITE_FD_STDIO: the
+                           standard stream (0 stdin, 1 stdout, 2 stderr) it was */
+  struct kite_img_str path;  /* absent for KITE_FD_STDIO */
 };
 
 /* A pending signal, as the kernel's 128-byte siginfo; requeued with rt_tgsigqueueinfo. */

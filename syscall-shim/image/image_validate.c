@@ -341,8 +341,13 @@ static int check_fds(struct kite_img_view* v, struct kite_img_error* err) {
     if (f->fd < 0 || f->fd >= (1 << 20)) return fail_val(err, "fds", i, "bad descriptor number", (uint32_t)f->fd, 0);
     if (i > 0 && f->fd <= v->fds[i - 1].fd) return fail(err, "fds", i, "not sorted or duplicated");
     if (f->kind == 0 || f->kind >= KITE_FD_KIND_LIMIT) return fail(err, "fds", i, "unknown kind");
-    if (!valid_path(v, f->path)) return fail(err, "fds", i, "bad path");
-    if (f->offset < -1) return fail(err, "fds", i, "bad offset");
+    if (f->kind == KITE_FD_STDIO) {
+      if (f->path.offset != 0 || f->path.len != 0) return fail(err, "fds", i, "a standard stream with a path");
+      if (f->offset < 0 || f->offset > 2) return fail(err, "fds", i, "bad standard stream number");
+    } else {
+      if (!valid_path(v, f->path)) return fail(err, "fds", i, "bad path");
+      if (f->offset < -1) return fail(err, "fds", i, "bad offset");
+    }
     if ((f->fd_flags & ~1u) != 0) return fail(err, "fds", i, "unknown descriptor flags");
   }
   return 0;

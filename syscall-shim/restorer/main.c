@@ -306,6 +306,18 @@ static void open_files(struct kite_restorer_args* a) {
   }
   for (uint64_t i = 0; i < v->nfds; i++) {
     const struct kite_img_fd* f = &v->fds[i];
+    if (f->kind == KITE_FD_STDIO) {
+      /* Re-attached: our own standard stream `offset` is the new launcher's pipe or pty. */
+      long fd = rsys3(__NR_fcntl, (int)f->offset, F_DUPFD_CLOEXEC, a->fd_base);
+      if (rsys_failed(fd)) {
+        die_errno(KITE_RESTORE_EXIT_HOST, "the image re-attaches a standard stream kite-restore was not given", fd);
+      }
+      long rc = rsys3(__NR_fcntl, fd, F_SETFL, f->open_flags & (uint32_t)(O_APPEND | O_NONBLOCK));
+      if (rsys_failed(rc)) die_errno(KITE_RESTORE_EXIT_HOST, "setting a standard stream's flags", rc);
+      if (fd + 1 > a->fd_limit) a->fd_limit = (int)fd + 1;
+      a->image_fds[i] = (int)fd;
+      continue;
+    }
     const char* path = kite_img_string(v, f->path);
     int flags = (int)(f->open_flags & ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY));
     if (f->kind == KITE_FD_DIR) flags |= O_DIRECTORY;

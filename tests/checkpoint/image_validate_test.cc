@@ -281,6 +281,22 @@ TEST_F(ImageValidateTest, HostileEditsWithValidChecksumsAreRejected) {
        },
        "not sorted"},
       {"negative fd", [](Image& i) { i.entries<kite_img_fd>(KITE_SEC_FDS)[0].fd = -5; }, "descriptor number"},
+      {"unknown fd kind", [](Image& i) { i.entries<kite_img_fd>(KITE_SEC_FDS)[0].kind = KITE_FD_KIND_LIMIT; }, "unknown kind"},
+      {"standard stream 3",
+       [](Image& i) {
+         auto* f = i.entries<kite_img_fd>(KITE_SEC_FDS);
+         f[0].kind = KITE_FD_STDIO;
+         f[0].path = {0, 0};
+         f[0].offset = 3;
+       },
+       "standard stream number"},
+      {"standard stream with a path",
+       [](Image& i) {
+         auto* f = i.entries<kite_img_fd>(KITE_SEC_FDS);
+         f[0].kind = KITE_FD_STDIO;
+         f[0].offset = 1;
+       },
+       "with a path"},
       {"absurd groups", [](Image& i) { i.entries<kite_img_process>(KITE_SEC_PROCESS)->ngroups = 100000; }, "groups"},
       {"bad auxv", [](Image& i) { i.entries<kite_img_process>(KITE_SEC_PROCESS)->auxv_words = 1000; }, "auxv"},
       {"itimer usec", [](Image& i) { i.entries<kite_img_process>(KITE_SEC_PROCESS)->itimers[0].value_usec = 1000000; }, "timer"},
@@ -305,6 +321,18 @@ TEST_F(ImageValidateTest, HostileEditsWithValidChecksumsAreRejected) {
     EXPECT_NE(Validate(img, &msg), 0) << e.name << " was accepted";
     EXPECT_NE(msg.find(e.expect), std::string::npos) << e.name << ": " << msg;
   }
+}
+
+TEST_F(ImageValidateTest, StandardStreamRecordsAreAccepted) {
+  Image img = pristine_;
+  auto* f = img.entries<kite_img_fd>(KITE_SEC_FDS);
+  ASSERT_GT(img.section(KITE_SEC_FDS)->count, 0u);
+  f[0].kind = KITE_FD_STDIO;
+  f[0].path = {0, 0};
+  f[0].offset = 2;
+  img.Reseal();
+  std::string msg;
+  EXPECT_EQ(Validate(img, &msg), 0) << msg;
 }
 
 // Random edits of metadata with checksums recomputed: whatever the validator accepts must obey

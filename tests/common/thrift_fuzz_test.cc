@@ -32,6 +32,8 @@ class NullRemote : public rpc::RemoteIf {
   void resize(int64_t, const rpc::WinSize&) override { ++calls; }
   void release(int64_t) override { ++calls; }
   void set_owner(rpc::OwnerOverride::type) override { ++calls; }
+  void checkpoint_job(rpc::CheckpointReply&, int64_t, bool) override { ++calls; }
+  void restore_job(rpc::ExecReply&, const rpc::RestoreSpec&) override { ++calls; }
   int calls = 0;
   size_t argv_total = 0;
 };

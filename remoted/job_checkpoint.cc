@@ -1,0 +1,118 @@
+// JobCheckpoint: the image directories and restore_job's image checks.
+#include "remoted/job_checkpoint.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+
+#include "remoted/unique_fd.h"
+#include "syscall-shim/image/image_format.h"
+#include "syscall-shim/image/image_validate.h"
+
+namespace kite {
+namespace {
+
+// mkdir, or check what is there: a real directory owned by `uid` (then chmod to `mode`).
+Status EnsureDir(const std::string& path, uid_t uid, gid_t gid, mode_t mode) {
+  if (::mkdir(path.c_str(), mode) == 0) {
+    if (::chown(path.c_str(), uid, gid) < 0 || ::chmod(path.c_str(), mode) < 0) return PosixError(path, errno);
+    return OkStatus();
+  }
+  if (errno != EEXIST) return PosixError("mkdir " + path, errno);
+  struct stat st;
+  if (::lstat(path.c_str(), &st) < 0) return PosixError(path, errno);
+  if (!S_ISDIR(st.st_mode) || st.st_uid != uid)
+    return FailedPrecondition("checkpoint directory " + path + " is not a directory owned by uid " +
+                              std::to_string(uid));
+  if ((st.st_mode & 07777) != mode && ::chmod(path.c_str(), mode) < 0) return PosixError(path, errno);
+  return OkStatus();
+}
+
+bool IsDir(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+}  // namespace
+
+std::string JobCheckpoint::Root(const Config& config) {
+  if (!config.shared_paths.empty() && !config.shared_paths.front().empty() && config.shared_paths.front()[0] == '/' &&
+      IsDir(config.shared_paths.front())) {
+    std::string shared = config.shared_paths.front();
+    if (shared.size() > 1 && shared.back() == '/') shared.pop_back();
+    return (shared == "/" ? "" : shared) + "/.kite-ckpt";
+  }
+  return config.run_dir + "/ckpt";
+}
+
+StatusOr<std::string> JobCheckpoint::PrepareDir(const Config& config, uid_t uid, gid_t gid) {
+  const std::string root = Root(config);
+  if (config.host_name.empty() || config.host_name.find('/') != std::string::npos || config.host_name[0] == '.')
+    return InvalidArgument("host name '" + config.host_name + "' cannot name a directory");
+  KITE_RETURN_IF_ERROR(EnsureDir(root, 0, 0, 0711));
+  KITE_RETURN_IF_ERROR(EnsureDir(root + "/" + config.host_name, 0, 0, 0711));
+  std::string dir = root + "/" + config.host_name + "/" + std::to_string(uid);
+  KITE_RETURN_IF_ERROR(EnsureDir(dir, uid, gid, 0700));
+  return dir;
+}
+
+Status JobCheckpoint::ValidateImage(const Config& config, const std::string& path, const rpc::Credentials& creds) {
+  if (creds.uid < 0 || creds.gid < 0) return InvalidArgument("negative uid or gid");
+  if (creds.uid == 0 && !config.allow_root) return PermissionDenied("jobs may not run as root on " + config.host_name);
+  if (path.empty() || path[0] != '/' || path.size() > PATH_MAX || path.find('\0') != std::string::npos)
+    return InvalidArgument("image path must be an absolute path");
+  if (path.find("/../") != std::string::npos || path.find("/./") != std::string::npos ||
+      path.find("//") != std::string::npos)
+    return InvalidArgument("image path " + path + " is not canonical ('.', '..' or '//')");
+  const std::string root = Root(config);
+  if (path.compare(0, root.size() + 1, root + "/") != 0)
+    return InvalidArgument("image " + path + " is not under the checkpoint directory " + root);
+  if (path.size() < 5 || path.compare(path.size() - 4, 4, ".img") != 0)
+    return InvalidArgument("image " + path + " is not named *.img");
+  char real[PATH_MAX];
+  if (::realpath(path.c_str(), real) == nullptr) {
+    if (errno == ENOENT) return NotFound("no image " + path);
+    return PosixError("image " + path, errno);
+  }
+  if (path != real) return InvalidArgument("image path " + path + " is not canonical (symlink, '.' or '..')");
+
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+  if (!fd.valid()) return PosixError("opening image " + path, errno);
+  struct stat st;
+  if (::fstat(fd.get(), &st) < 0) return PosixError("image " + path, errno);
+  if (!S_ISREG(st.st_mode)) return InvalidArgument("image " + path + " is not a regular file");
+  if (st.st_nlink != 1) return PermissionDenied("image " + path + " has other links");
+  if (st.st_uid != static_cast<uid_t>(creds.uid))
+    return PermissionDenied("image " + path + " belongs to uid " + std::to_string(st.st_uid) + ", not " +
+                            std::to_string(creds.uid));
+  if (st.st_size < static_cast<off_t>(sizeof(kite_img_header)))
+    return InvalidArgument("image " + path + " is truncated");
+
+  const size_t size = static_cast<size_t>(st.st_size);
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd.get(), 0);
+  if (map == MAP_FAILED) return PosixError("mapping image " + path, errno);
+  kite_img_view view;
+  kite_img_error err;
+  const int rc = kite_img_validate_buffer(map, size, &view, &err);
+  Status result = OkStatus();
+  if (rc != 0) {
+    result = InvalidArgument("image " + path + " is invalid: " + err.msg);
+  } else {
+    const kite_img_process* p = view.process;
+    for (int i = 0; i < 3 && result.ok(); ++i) {
+      if (p->uid[i] != static_cast<uint32_t>(creds.uid) || p->gid[i] != static_cast<uint32_t>(creds.gid))
+        result = PermissionDenied("image " + path + " is of uid " + std::to_string(p->uid[0]) + " gid " +
+                                  std::to_string(p->gid[0]) + ", not the requested uid " + std::to_string(creds.uid) +
+                                  " gid " + std::to_string(creds.gid));
+    }
+  }
+  ::munmap(map, size);
+  return result;
+}
+
+}  // namespace kite

@@ -1,0 +1,40 @@
+// Where a host's guest jobs write their checkpoint images, and the checks an image must pass
+// before restore_job runs it (see docs/design-notes.md, "Migration: how a job moves").
+//
+// Layout: <root>/<host>/<uid>/ with <root> = <first shared path>/.kite-ckpt when that shared
+// path exists here (every host sees the same files, so an image written on one host can be
+// restored on another without copying), else <run_dir>/ckpt (local: same-host restore only).
+// <root> and <root>/<host> belong to root, mode 0711; <uid> belongs to the job's user, mode
+// 0700: images hold the job's memory and only their owner (and root) may read them.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "common/config.h"
+#include "common/status.h"
+#include "kite/rpc/kite_types.h"
+
+namespace kite {
+
+class JobCheckpoint {
+ public:
+  // The root of every host's checkpoint directories.
+  static std::string Root(const Config& config);
+
+  // Creates (or checks) <root>/<host>/<uid> for a job of `uid`/`gid` and returns it. An
+  // existing path component that is a symlink, not a directory, or owned by someone else
+  // is an error (FAILED_PRECONDITION), never followed.
+  static StatusOr<std::string> PrepareDir(const Config& config, uid_t uid, gid_t gid);
+
+  // restore_job's checks of `path` for a job of `creds`: absolute, canonical (no symlink,
+  // "." or ".."), inside Root(), a regular file named *.img owned by creds.uid with one
+  // link, and a valid image (syscall-shim/image/image_validate.h) whose real, effective and
+  // saved uid and gid are creds'. uid 0 only with config.allow_root.
+  // INVALID_ARGUMENT: a bad path or a malformed image; PERMISSION_DENIED: ownership or ids;
+  // NOT_FOUND: no such file.
+  static Status ValidateImage(const Config& config, const std::string& path, const rpc::Credentials& creds);
+};
+
+}  // namespace kite

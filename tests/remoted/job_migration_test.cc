@@ -1,0 +1,364 @@
+// checkpoint_job / restore_job at the JobManager level: a counting job started on "node2" is
+// checkpointed (exit mode) and restored by a second manager as "node3"; its output continues
+// at the same offsets with no line lost or repeated and its exit status comes through. A
+// refused checkpoint (two threads) leaves the job running; hostile image paths are refused.
+// The two managers run one after the other: a process can host only one reaper
+// (JobManager waits for any child). Runs as root; jobs run as nobody.
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "remoted/job_checkpoint.h"
+#include "remoted/job_manager.h"
+
+namespace kite {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+
+constexpr int kNobody = 65534;
+const std::string kBin = KITE_BIN_DIR;
+
+std::string Lines(int from, int to) {
+  std::string s;
+  for (int i = from; i <= to; ++i) s += std::to_string(i) + "\n";
+  return s;
+}
+
+class JobMigrationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "runs jobs as nobody: run as root";
+    char tmpl[] = "/tmp/kite-migrate-test-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    ::chmod(dir_.c_str(), 0755);
+    config_.slots = 2;
+    config_.allow_root = false;
+    config_.cgroup_parent = "kite-mtest-" + std::to_string(::getpid());
+    config_.owner_detect = "none";
+    config_.shim_path = kBin + "/libkite-shim.so";
+    config_.run_dir = dir_ + "/run";
+    config_.shared_paths = {dir_ + "/shared"};  // the cluster FS both "hosts" see
+    ::mkdir(config_.run_dir.c_str(), 0755);
+    ::mkdir(config_.shared_paths[0].c_str(), 0755);
+    Become("node2");
+  }
+
+  void TearDown() override {
+    jobs_.reset();
+    owner_.reset();
+    if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
+  }
+
+  void Become(const std::string& host) {
+    jobs_.reset();
+    owner_.reset();
+    config_.host_name = host;
+    owner_ = std::make_unique<OwnerMonitor>(config_);
+    auto m = JobManager::Create(config_, owner_.get());
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    jobs_ = std::move(m).value();
+  }
+
+  static rpc::ExecSpec Counter(int n, int delay_ms, bool thread = false) {
+    rpc::ExecSpec s;
+    s.argv = {kBin + "/kite_migrate_counter", std::to_string(n), std::to_string(delay_ms)};
+    if (thread) s.argv.push_back("thread");
+    s.env = {"PATH=/usr/bin:/bin", "LANG=C"};
+    s.cwd = "/";
+    s.umask = 022;
+    s.creds.uid = kNobody;
+    s.creds.gid = kNobody;
+    s.home_host = "home1";
+    s.vpid = 4242;
+    s.home_ppid = 17;
+    return s;
+  }
+
+  // Reads stdout from `out_off` until `want` is in it or the job exits (then *status is set).
+  std::string Read(int64_t id, int64_t out_off, int64_t err_off, const std::string& want, int* status,
+                   std::string* err = nullptr, std::chrono::seconds timeout = 30s) {
+    std::string out;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto o = jobs_->ReadOutput(id, out_off + out.size(), err_off, 500);
+      if (!o.ok()) {
+        ADD_FAILURE() << o.status().ToString();
+        break;
+      }
+      EXPECT_EQ(o->stdout_offset, out_off + static_cast<int64_t>(out.size()));
+      out += o->stdout_data;
+      err_off = o->stderr_offset + o->stderr_data.size();
+      if (err) *err += o->stderr_data;
+      if (o->exited) {
+        if (status) *status = o->wait_status;
+        break;
+      }
+      if (!want.empty() && out.find(want) != std::string::npos) break;
+    }
+    return out;
+  }
+
+  std::string dir_;
+  Config config_;
+  std::unique_ptr<OwnerMonitor> owner_;
+  std::unique_ptr<JobManager> jobs_;
+};
+
+class JobMigrationByProgramTest : public JobMigrationTest, public ::testing::WithParamInterface<bool> {};
+
+// The C counter, and python3 (an interpreter with many mappings) doing the same.
+TEST_P(JobMigrationByProgramTest, JobMovesToAnotherHostWithItsOutputContinuing) {
+  constexpr int kLines = 300;
+  rpc::ExecSpec spec = Counter(kLines, 4);
+  if (GetParam())
+    spec.argv = {"python3", "-c",
+                 "import sys, time\nfor i in range(1, 301):\n  print(i, flush=True)\n  time.sleep(0.004)\nsys.exit(7)"};
+  auto id = jobs_->Start(spec);
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  int status = -1;
+  std::string before = Read(*id, 0, 0, "\n40\n", &status);
+  ASSERT_THAT(before, HasSubstr("\n40\n")) << "the job did not get going";
+
+  auto ck = jobs_->Checkpoint(*id, /*leave_running=*/false);
+  ASSERT_TRUE(ck.ok()) << ck.status().ToString();
+  EXPECT_FALSE(ck->left_running);
+  EXPECT_EQ(ck->image_path, config_.shared_paths[0] + "/.kite-ckpt/node2/65534/job-" + std::to_string(*id) + ".img");
+  EXPECT_EQ(ck->creds.uid, kNobody);
+  EXPECT_EQ(ck->vpid, 4242);
+  EXPECT_EQ(ck->home_ppid, 17);
+  EXPECT_EQ(ck->stdin_offset, 0);
+  EXPECT_THAT(ck->command, HasSubstr(GetParam() ? "python3" : "kite_migrate_counter"));
+  // The original is gone; everything it wrote is readable up to the returned offset.
+  before += Read(*id, before.size(), 0, "", &status);
+  ASSERT_TRUE(WIFSIGNALED(status)) << std::hex << status;
+  EXPECT_EQ(WTERMSIG(status), SIGKILL);
+  ASSERT_EQ(static_cast<int64_t>(before.size()), ck->stdout_offset);
+  ASSERT_TRUE(jobs_->Release(*id).ok());
+  const int last = before.empty() ? 0 : std::atoi(before.substr(before.rfind('\n', before.size() - 2) + 1).c_str());
+  ASSERT_EQ(before, Lines(1, last)) << "output before the move is not 1.." << last;
+  ASSERT_LT(last, kLines) << "the job finished before its checkpoint";
+
+  Become("node3");
+  rpc::RestoreSpec rs;
+  rs.image_path = ck->image_path;
+  rs.creds = ck->creds;
+  rs.home_host = ck->home_host;
+  rs.vpid = ck->vpid;
+  rs.home_ppid = ck->home_ppid;
+  rs.stdout_offset = ck->stdout_offset;
+  rs.stderr_offset = ck->stderr_offset;
+  rs.stdin_offset = ck->stdin_offset;
+  rs.tty_mask = ck->tty_mask;
+  rs.command = ck->command;
+  auto id2 = jobs_->Restore(rs);
+  ASSERT_TRUE(id2.ok()) << id2.status().ToString();
+  status = -1;
+  std::string errs;
+  std::string after = Read(*id2, ck->stdout_offset, ck->stderr_offset, "", &status, &errs, 60s);
+  ASSERT_TRUE(WIFEXITED(status)) << std::hex << status << " stderr: " << errs;
+  EXPECT_EQ(WEXITSTATUS(status), 7) << "stderr: " << errs;
+  EXPECT_EQ(before + after, Lines(1, kLines));
+  EXPECT_TRUE(jobs_->Release(*id2).ok());
+}
+
+// A restore spec continuing `ck`.
+rpc::RestoreSpec Continuing(const rpc::CheckpointReply& ck) {
+  rpc::RestoreSpec rs;
+  rs.image_path = ck.image_path;
+  rs.creds = ck.creds;
+  rs.home_host = ck.home_host;
+  rs.vpid = ck.vpid;
+  rs.home_ppid = ck.home_ppid;
+  rs.stdout_offset = ck.stdout_offset;
+  rs.stderr_offset = ck.stderr_offset;
+  rs.stdin_offset = ck.stdin_offset;
+  rs.tty_mask = ck.tty_mask;
+  if (ck.__isset.winsize) {
+    rs.winsize = ck.winsize;
+    rs.__isset.winsize = true;
+  }
+  if (ck.__isset.termios) {
+    rs.termios = ck.termios;
+    rs.__isset.termios = true;
+  }
+  rs.command = ck.command;
+  return rs;
+}
+
+// Input the job had not read when it stopped is the home's to resend: the stdin offset
+// returned counts only what the job consumed.
+TEST_F(JobMigrationTest, UnreadStdinIsResentFromTheReturnedOffset) {
+  rpc::ExecSpec spec = Counter(0, 300);
+  spec.argv[1] = "cat";
+  auto id = jobs_->Start(spec);
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  auto acc = jobs_->WriteInput(*id, 0, "a\nb\n", false);
+  ASSERT_TRUE(acc.ok() && *acc == 4);
+  int status = -1;
+  std::string before = Read(*id, 0, 0, "a\n", &status);
+  ASSERT_EQ(before, "a\n");
+  auto ck = jobs_->Checkpoint(*id, false);  // while it sleeps after "a\n"; "b\n" is in the pipe
+  ASSERT_TRUE(ck.ok()) << ck.status().ToString();
+  before += Read(*id, before.size(), 0, "", &status);
+  ASSERT_EQ(static_cast<int64_t>(before.size()), ck->stdout_offset);
+  EXPECT_EQ(ck->stdin_offset, static_cast<int64_t>(before.size()));
+  ASSERT_TRUE(jobs_->Release(*id).ok());
+
+  Become("node3");
+  auto id2 = jobs_->Restore(Continuing(*ck));
+  ASSERT_TRUE(id2.ok()) << id2.status().ToString();
+  const std::string input = "a\nb\nc\n";
+  auto acc2 = jobs_->WriteInput(*id2, ck->stdin_offset, input.substr(ck->stdin_offset), true);
+  ASSERT_TRUE(acc2.ok()) << acc2.status().ToString();
+  EXPECT_EQ(*acc2, static_cast<int64_t>(input.size()));
+  std::string errs;
+  std::string after = Read(*id2, ck->stdout_offset, 0, "", &status, &errs);
+  ASSERT_TRUE(WIFEXITED(status)) << std::hex << status << " stderr: " << errs;
+  EXPECT_EQ(WEXITSTATUS(status), 7);
+  EXPECT_EQ(before + after, input);
+  EXPECT_TRUE(jobs_->Release(*id2).ok());
+}
+
+// stdout on a pty: the restored job writes to the new job's pty, with the old settings.
+TEST_F(JobMigrationTest, PtyStdoutIsReattached) {
+  constexpr int kLines = 200;
+  rpc::ExecSpec spec = Counter(kLines, 4);
+  spec.tty_mask = JobLauncher::kTtyStdout;
+  spec.winsize.rows = 33;
+  spec.winsize.cols = 101;
+  spec.__isset.winsize = true;
+  auto id = jobs_->Start(spec);
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  int status = -1;
+  std::string before = Read(*id, 0, 0, "\n30\r\n", &status);
+  auto ck = jobs_->Checkpoint(*id, false);
+  ASSERT_TRUE(ck.ok()) << ck.status().ToString();
+  EXPECT_TRUE(ck->__isset.termios);
+  ASSERT_TRUE(ck->__isset.winsize);
+  EXPECT_EQ(ck->winsize.rows, 33);
+  EXPECT_EQ(ck->winsize.cols, 101);
+  before += Read(*id, before.size(), 0, "", &status);
+  ASSERT_EQ(static_cast<int64_t>(before.size()), ck->stdout_offset);
+  ASSERT_TRUE(jobs_->Release(*id).ok());
+
+  Become("node3");
+  auto id2 = jobs_->Restore(Continuing(*ck));
+  ASSERT_TRUE(id2.ok()) << id2.status().ToString();
+  std::string errs;
+  std::string after = Read(*id2, ck->stdout_offset, ck->stderr_offset, "", &status, &errs, 60s);
+  ASSERT_TRUE(WIFEXITED(status)) << std::hex << status << " stderr: " << errs;
+  EXPECT_EQ(WEXITSTATUS(status), 7);
+  std::string all = before + after;
+  std::erase(all, '\r');
+  EXPECT_EQ(all, Lines(1, kLines));
+  EXPECT_TRUE(jobs_->Release(*id2).ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(CounterAndPython, JobMigrationByProgramTest, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "Python3" : "C"; });
+
+TEST_F(JobMigrationTest, RefusedCheckpointLeavesTheJobRunning) {
+  constexpr int kLines = 60;
+  auto id = jobs_->Start(Counter(kLines, 20, /*thread=*/true));
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  int status = -1;
+  std::string out = Read(*id, 0, 0, "\n3\n", &status);
+  auto ck = jobs_->Checkpoint(*id, false);
+  ASSERT_FALSE(ck.ok());
+  EXPECT_EQ(ck.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(ck.status().message(), HasSubstr("thread"));
+  out += Read(*id, out.size(), 0, "", &status);
+  ASSERT_TRUE(WIFEXITED(status)) << std::hex << status;
+  EXPECT_EQ(WEXITSTATUS(status), 7);
+  EXPECT_EQ(out, Lines(1, kLines));
+  EXPECT_TRUE(jobs_->Release(*id).ok());
+}
+
+TEST_F(JobMigrationTest, SocketsAndChildrenAreRefusedWithTheReason) {
+  struct Case {
+    std::vector<std::string> argv;
+    std::string want;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"python3", "-c", "import socket,time\ns=socket.socket()\nprint('up',flush=True)\ntime.sleep(30)"},
+            "socket"},
+           {{"sh", "-c", "echo up; sleep 30; echo never"}, "child processes"}}) {
+    rpc::ExecSpec spec = Counter(1, 1);
+    spec.argv = c.argv;
+    auto id = jobs_->Start(spec);
+    ASSERT_TRUE(id.ok()) << id.status().ToString();
+    int status = -1;
+    ASSERT_EQ(Read(*id, 0, 0, "up\n", &status), "up\n") << c.argv[0];
+    auto guests = jobs_->Guests();
+    ASSERT_EQ(guests.size(), 1u);
+    const pid_t pid = guests[0].local_pid;
+    if (c.argv[0] == "sh") {  // wait for sh to fork sleep
+      const std::string children = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children";
+      for (int i = 0; i < 500; ++i) {
+        std::ifstream in(children);
+        std::string kid;
+        if (in >> kid) break;
+        std::this_thread::sleep_for(10ms);
+      }
+    }
+    auto ck = jobs_->Checkpoint(*id, false);
+    ASSERT_FALSE(ck.ok()) << c.argv[0];
+    EXPECT_EQ(ck.status().code(), StatusCode::kFailedPrecondition) << ck.status().ToString();
+    EXPECT_THAT(ck.status().message(), HasSubstr(c.want));
+    EXPECT_TRUE(::kill(pid, 0) == 0) << c.argv[0] << " was lost";
+    EXPECT_TRUE(jobs_->Release(*id).ok());
+  }
+}
+
+TEST_F(JobMigrationTest, HostileImagesAreRefused) {
+  rpc::RestoreSpec rs;
+  rs.creds.uid = kNobody;
+  rs.creds.gid = kNobody;
+  rs.home_host = "home1";
+  rs.vpid = 1;
+  auto refused = [&](const std::string& path, StatusCode code, const std::string& why) {
+    rs.image_path = path;
+    auto r = jobs_->Restore(rs);
+    ASSERT_FALSE(r.ok()) << path;
+    EXPECT_EQ(r.status().code(), code) << path << ": " << r.status().ToString();
+    EXPECT_THAT(r.status().message(), HasSubstr(why)) << path;
+  };
+  auto dir = JobCheckpoint::PrepareDir(config_, kNobody, kNobody);
+  ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+  refused("/etc/passwd", StatusCode::kInvalidArgument, "not under the checkpoint directory");
+  refused("relative.img", StatusCode::kInvalidArgument, "absolute");
+  refused(*dir + "/../../../../../../etc/x.img", StatusCode::kInvalidArgument, "");
+  refused(*dir + "/none.img", StatusCode::kNotFound, "no image");
+  // A symlink inside the directory to a file elsewhere.
+  ASSERT_EQ(::symlink("/etc/passwd", (*dir + "/link.img").c_str()), 0);
+  refused(*dir + "/link.img", StatusCode::kInvalidArgument, "not canonical");
+  // Garbage owned by the right user.
+  const std::string junk = *dir + "/junk.img";
+  std::ofstream(junk) << std::string(8192, 'x');
+  ASSERT_EQ(::chown(junk.c_str(), kNobody, kNobody), 0);
+  refused(junk, StatusCode::kInvalidArgument, "invalid");
+  // Someone else's file.
+  ASSERT_EQ(::chown(junk.c_str(), 0, 0), 0);
+  refused(junk, StatusCode::kPermissionDenied, "belongs to uid 0");
+  // Root, without allow_root.
+  rs.creds.uid = 0;
+  rs.creds.gid = 0;
+  refused(junk, StatusCode::kPermissionDenied, "root");
+  // Negative offsets.
+  rs.creds.uid = kNobody;
+  rs.stdout_offset = -1;
+  refused(junk, StatusCode::kInvalidArgument, "negative");
+}
+
+}  // namespace
+}  // namespace kite
