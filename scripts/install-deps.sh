@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs everything kite needs to build, test and run its demo, from Debian 12's packages.
+# Installs everything kite needs to build, test and run its demo, from Debian 12's packages
+# (test-only and demo-only packages included: one list, one script).
 # Idempotent: packages already present are not touched, and apt is not even asked.
 set -euo pipefail
 
@@ -11,6 +12,9 @@ packages=(
   libcli11-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libncurses-dev
   iproute2 util-linux procps psmisc openssl python3 openssh-server openssh-client
   hyperfine make gcc
+  # scripts/demo.sh builds a tinyconfig Linux kernel from Debian's linux-source (the metapackage
+  # pulls in the current linux-source-6.1 tarball, /usr/src/linux-source-6.1.tar.xz).
+  linux-source xz-utils flex bison bc libelf-dev perl
 )
 
 missing=()
