@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/sched.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -22,11 +23,12 @@ namespace kite {
 namespace {
 
 constexpr char kDefaultPath[] = "/bin:/usr/bin";  // glibc's execvp default
+constexpr size_t kChildStack = 64 << 10;  // the spawned child's stack, up to its exec
 constexpr int kTtyStdin = JobLauncher::kTtyStdin, kTtyStdout = JobLauncher::kTtyStdout,
               kTtyStderr = JobLauncher::kTtyStderr;
 
 // What the child reports through the status pipe when it fails before exec.
-enum class Stage : int32_t { kStdio = 1, kSetsid, kCtty, kRlimit, kSetgroups, kSetgid, kSetuid, kChdir, kSigmask };
+enum class Stage : int32_t { kStdio = 1, kSetsid, kCtty, kRlimit, kSetgroups, kSetgid, kSetuid, kChdir, kSigmask, kOomScoreAdj };
 struct ChildError {
   int32_t stage;
   int32_t err;
@@ -56,6 +58,7 @@ struct ChildArgs {
   size_t n_candidates;
   bool path_search;
   char** sh_argv;
+  const char* oom_score_adj;  // null: leave it
 };
 
 // --- async-signal-safe helpers for the child -------------------------------------------
@@ -90,6 +93,62 @@ void FormatPid(char* out, pid_t pid) {
   *out = '\0';
 }
 
+[[noreturn]] void RunChild(const ChildArgs& a);
+
+// clone3 with a stack of the child's own, for CLONE_VM: the child starts on `args->stack` and
+// runs fn(arg), which must not return. Returns the system call's raw result in the parent: the
+// child's pid, or -errno (errno is not set).
+extern "C" long kite_clone3_run(struct clone_args* args, size_t size, void (*fn)(void*), void* arg);
+#if defined(__x86_64__)
+#define KITE_HAVE_CLONE3_RUN 1
+asm(R"(
+    .text
+    .globl kite_clone3_run
+    .type kite_clone3_run, @function
+kite_clone3_run:
+    mov %rdx, %r8
+    mov %rcx, %r9
+    mov $435, %eax
+    syscall
+    test %rax, %rax
+    jnz 1f
+    xor %ebp, %ebp
+    mov %r9, %rdi
+    call *%r8
+    mov $231, %eax
+    mov $127, %edi
+    syscall
+    hlt
+1:  ret
+    .size kite_clone3_run, .-kite_clone3_run
+)");
+#elif defined(__aarch64__)
+#define KITE_HAVE_CLONE3_RUN 1
+asm(R"(
+    .text
+    .globl kite_clone3_run
+    .type kite_clone3_run, %function
+kite_clone3_run:
+    mov x9, x2
+    mov x10, x3
+    mov x8, #435
+    svc #0
+    cbnz x0, 1f
+    mov x29, xzr
+    mov x0, x10
+    blr x9
+    mov x8, #94
+    mov x0, #127
+    svc #0
+1:  ret
+    .size kite_clone3_run, .-kite_clone3_run
+)");
+#else
+#define KITE_HAVE_CLONE3_RUN 0
+#endif
+
+void RunChildEntry(void* args) { RunChild(*static_cast<const ChildArgs*>(args)); }
+
 [[noreturn]] void RunChild(const ChildArgs& a) {
   // Dispositions first, while every signal is still blocked (inherited from Launch): SIG_IGN
   // survives exec, so remoted's own ignored signals (SIGPIPE) must not leak into the job.
@@ -101,7 +160,7 @@ void FormatPid(char* out, pid_t pid) {
     ::sigaction(sig, &sa, nullptr);  // EINVAL for libc-reserved signals: nothing to do
   }
   char go;
-  if (::read(a.go_fd, &go, 1) != 1) ::_exit(127);  // the parent gave up on us
+  if (a.go_fd >= 0 && ::read(a.go_fd, &go, 1) != 1) ::_exit(127);  // the parent gave up on us
 
   if (::setsid() < 0) FailChild(a, Stage::kSetsid, errno);
   // Move the std fds out of the way first so no source is clobbered by an earlier dup2.
@@ -115,16 +174,27 @@ void FormatPid(char* out, pid_t pid) {
   }
   if (a.slave >= 0 && ::ioctl(a.slave, TIOCSCTTY, 0) < 0) FailChild(a, Stage::kCtty, errno);
   FormatPid(a.pid_digits, ::getpid());
+  if (a.oom_score_adj != nullptr) {  // raising it back needs no privilege
+    int fd = ::open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (fd < 0) FailChild(a, Stage::kOomScoreAdj, errno);
+    size_t n = std::strlen(a.oom_score_adj);
+    if (::write(fd, a.oom_score_adj, n) != static_cast<ssize_t>(n)) FailChild(a, Stage::kOomScoreAdj, errno);
+    ::close(fd);
+  }
 
   // Limits while still privileged (raising a hard limit needs it), then drop privileges.
   for (size_t i = 0; i < a.n_rlimits; ++i) {
     if (::setrlimit(static_cast<__rlimit_resource_t>(a.rlimits[i].first), &a.rlimits[i].second) < 0)
       FailChild(a, Stage::kRlimit, errno);
   }
+  // Raw system calls, not libc's: after a raw clone3 libc still believes the process has
+  // remoted's other threads, and its setuid() would try to signal them all (SIGSETXID) under
+  // a lock one of them may have held at the clone. The child has one thread: the kernel's
+  // per-thread credentials are the process's.
   if (a.set_creds) {
-    if (::setgroups(a.n_groups, a.groups) < 0) FailChild(a, Stage::kSetgroups, errno);
-    if (::setgid(a.gid) < 0) FailChild(a, Stage::kSetgid, errno);
-    if (::setuid(a.uid) < 0) FailChild(a, Stage::kSetuid, errno);
+    if (::syscall(SYS_setgroups, a.n_groups, a.groups) < 0) FailChild(a, Stage::kSetgroups, errno);
+    if (::syscall(SYS_setgid, a.gid) < 0) FailChild(a, Stage::kSetgid, errno);
+    if (::syscall(SYS_setuid, a.uid) < 0) FailChild(a, Stage::kSetuid, errno);
   }
   // As the job's user, so directory permissions are checked as at home.
   if (::chdir(a.cwd) < 0) FailChild(a, Stage::kChdir, errno);
@@ -195,6 +265,7 @@ Status ChildFailure(Stage stage, int err, const std::string& cwd) {
     case Stage::kSetgid: return PosixError("job set-up: setgid", err);
     case Stage::kSetuid: return PosixError("job set-up: setuid", err);
     case Stage::kSigmask: return PosixError("job set-up: signal mask", err);
+    case Stage::kOomScoreAdj: return PosixError("job set-up: oom_score_adj", err);
   }
   return Internal("job set-up failed (stage " + std::to_string(static_cast<int>(stage)) + ")");
 }
@@ -301,6 +372,7 @@ StatusOr<std::unique_ptr<JobLauncher>> JobLauncher::Prepare(const rpc::ExecSpec&
   l->sh_argv_ptrs_.push_back(nullptr);  // the script, filled in by the child
   for (size_t i = 1; i < l->argv_.size(); ++i) l->sh_argv_ptrs_.push_back(l->argv_[i].data());
   l->sh_argv_ptrs_.push_back(nullptr);
+  if (options.oom_score_adj) l->oom_score_adj_ = std::to_string(*options.oom_score_adj);
   return l;
 }
 
@@ -366,7 +438,7 @@ void JobLauncher::BuildCandidates(const std::string& path) {
   for (std::string& c : candidates_) candidate_ptrs_.push_back(c.data());
 }
 
-StatusOr<LaunchedJob> JobLauncher::Launch(const std::function<void(pid_t)>& on_forked) {
+StatusOr<LaunchedJob> JobLauncher::Launch(const std::function<void(pid_t)>& on_forked, int cgroup_fd) {
   LaunchedJob job;
   UniqueFd slave;
   UniqueFd child_stdio[3];
@@ -403,10 +475,19 @@ StatusOr<LaunchedJob> JobLauncher::Launch(const std::function<void(pid_t)>& on_f
     KITE_RETURN_IF_ERROR(SetNonBlocking(parent_end[i]->get()));
   }
   KITE_ASSIGN_OR_RETURN(auto status_pipe, MakePipe());
-  KITE_ASSIGN_OR_RETURN(auto go_pipe, MakePipe());
+  // With a cgroup the child is spawned like posix_spawn: it shares this address space
+  // (CLONE_VM) on a stack of its own, and this thread waits until it has exec'd or exited
+  // (CLONE_VFORK): no page table is copied, none torn down at exec. It then cannot wait for a
+  // go from us, so on_forked runs after exec; the caller makes sure the exit of a job that
+  // quick is not reaped before on_forked registers it.
+  const bool spawn = cgroup_fd >= 0 && KITE_HAVE_CLONE3_RUN;
+  std::pair<UniqueFd, UniqueFd> go_pipe;
+  if (!spawn) {
+    KITE_ASSIGN_OR_RETURN(go_pipe, MakePipe());
+  }
 
   ChildArgs a{};
-  a.go_fd = go_pipe.first.get();
+  a.go_fd = spawn ? -1 : go_pipe.first.get();
   a.status_fd = status_pipe.second.get();
   for (int i = 0; i < 3; ++i) a.stdio[i] = (tty_mask_ & bits[i]) ? slave.get() : child_stdio[i].get();
   a.slave = slave.get();
@@ -428,29 +509,58 @@ StatusOr<LaunchedJob> JobLauncher::Launch(const std::function<void(pid_t)>& on_f
   a.n_candidates = candidate_ptrs_.size();
   a.path_search = argv_[0].find('/') == std::string::npos;
   a.sh_argv = sh_argv_ptrs_.data();
+  a.oom_score_adj = oom_score_adj_.empty() ? nullptr : oom_score_adj_.c_str();
 
   // No handler of remoted's may run in the child before its dispositions are reset.
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  pid_t pid = ::fork();
+  pid_t pid;
+  int pidfd = -1;
+  std::unique_ptr<char[]> stack;
+  if (cgroup_fd >= 0) {
+    // Born in the job's cgroup, with its pidfd, SIGCHLD at exit. The child runs no libc code
+    // that depends on fork's bookkeeping (see RunChild).
+    struct clone_args args;
+    std::memset(&args, 0, sizeof args);
+    args.flags = CLONE_INTO_CGROUP | CLONE_PIDFD;
+    args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+    args.exit_signal = SIGCHLD;
+    args.cgroup = static_cast<uint64_t>(cgroup_fd);
+    if (spawn) {
+      stack.reset(new char[kChildStack]);
+      args.flags |= CLONE_VM | CLONE_VFORK;
+      args.stack = reinterpret_cast<uint64_t>(stack.get());
+      args.stack_size = kChildStack;
+      long r = kite_clone3_run(&args, sizeof args, RunChildEntry, &a);  // -errno on failure
+      if (r < 0) errno = static_cast<int>(-r);
+      pid = r < 0 ? -1 : static_cast<pid_t>(r);
+    } else {
+      pid = static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
+    }
+  } else {
+    pid = ::fork();
+  }
   if (pid == 0) RunChild(a);
   int fork_err = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  if (pid < 0) return PosixError("fork", fork_err);
+  if (pid < 0) return PosixError(cgroup_fd >= 0 ? "clone3" : "fork", fork_err);
 
   slave.reset();
   for (UniqueFd& fd : child_stdio) fd.reset();
   status_pipe.second.reset();
   go_pipe.first.reset();
+  stack.reset();  // the child has exec'd or exited (CLONE_VFORK)
   job.pid = pid;
   // Before the child may run on: it cannot exit (and be reaped) before it is registered.
-  job.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  job.pidfd.reset(pidfd >= 0 ? pidfd : static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   on_forked(pid);
-  char go = 1;
-  while (::write(go_pipe.second.get(), &go, 1) < 0 && errno == EINTR) {
+  if (go_pipe.second.valid()) {
+    char go = 1;
+    while (::write(go_pipe.second.get(), &go, 1) < 0 && errno == EINTR) {
+    }
+    go_pipe.second.reset();
   }
-  go_pipe.second.reset();
 
   // EOF without a record: exec happened (the pipe is close-on-exec) or exec failed and the
   // child exits 127 as the job's own result.

@@ -1,6 +1,6 @@
 // JobLauncher: turns an ExecSpec into a running job root. Prepare() validates the request and
-// builds every string and array the child needs; Launch() forks and, the process being
-// multi-threaded, runs only async-signal-safe calls between fork and exec.
+// builds every string and array the child needs; Launch() forks (or spawns into a cgroup) and,
+// the process being multi-threaded, runs only async-signal-safe calls between fork and exec.
 //
 // The child: resets signal dispositions (ignored ones from the spec, all others SIG_DFL),
 // starts a new session, takes the pty (if any) as its controlling terminal, sets rlimits,
@@ -31,6 +31,7 @@ struct LaunchOptions {
   std::string shim_path;    // preloaded (LD_PRELOAD) into the job; empty: nothing preloaded
   std::string sock_path;    // KITE_SOCK
   std::string ckpt_dir;     // KITE_CKPT_DIR (where the shim writes checkpoint images); empty: unset
+  std::optional<int> oom_score_adj;  // the job's root sets it (remoted lowered its own); unset: inherited
 };
 
 // The parent's ends of a started job. The fds are non-blocking and close-on-exec.
@@ -59,12 +60,18 @@ class JobLauncher {
   // uid 0 without options.allow_root, or a uid this daemon cannot switch to.
   static StatusOr<std::unique_ptr<JobLauncher>> Prepare(const rpc::ExecSpec& spec, const LaunchOptions& options);
 
-  // Forks and execs the job. `on_forked(pid)` runs in the parent after fork and before the
-  // child may do anything that can end it (before setsid and exec): the caller puts the pid
-  // in its cgroups and registers it for reaping there. Errors: a pty or pipe could not be
-  // made (RESOURCE_EXHAUSTED, ...), fork failed, or the child failed before exec
-  // (FAILED_PRECONDITION: cwd missing here; PERMISSION_DENIED; ...).
-  StatusOr<LaunchedJob> Launch(const std::function<void(pid_t)>& on_forked);
+  // Starts and execs the job. With a valid `cgroup_fd` (a cgroup v2 directory) the child is
+  // created in that group by clone3(CLONE_INTO_CGROUP): no cgroup attach, which would take
+  // the kernel's global cgroup_threadgroup_rwsem for writing. It is then spawned as by
+  // posix_spawn (CLONE_VM|CLONE_VFORK, on x86-64 and arm64): `on_forked(pid)` runs once it has
+  // exec'd (or failed before), so the caller must keep its reaper from taking the pid until
+  // on_forked has registered it. Without a cgroup (or on other CPUs) the child is forked
+  // (cloned), and `on_forked(pid)` runs before the child may do anything that can end it
+  // (before setsid and exec): the caller registers the pid for reaping and attaches it to
+  // cgroups there. Errors: a pty or pipe could not be made (RESOURCE_EXHAUSTED, ...),
+  // fork/clone3 failed, or the child failed before exec (FAILED_PRECONDITION: cwd missing
+  // here; PERMISSION_DENIED; ...).
+  StatusOr<LaunchedJob> Launch(const std::function<void(pid_t)>& on_forked, int cgroup_fd = -1);
 
   const std::string& command() const { return command_; }  // argv joined, for display
   bool has_pty() const { return tty_mask_ != 0; }
@@ -97,6 +104,7 @@ class JobLauncher {
   uint64_t ignored_ = 0;
   int tty_mask_ = 0;
   std::optional<rpc::WinSize> winsize_;
+  std::string oom_score_adj_;  // decimal, written to /proc/self/oom_score_adj; empty: not
   std::string command_;
 };
 

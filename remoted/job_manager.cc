@@ -163,6 +163,7 @@ LaunchOptions JobManager::CurrentLaunchOptions() {
   LaunchOptions o;
   o.allow_root = config_.allow_root;
   o.sock_path = config_.socket_path();
+  o.oom_score_adj = cgroups_.oom_score_adj();
   if (!config_.shim_path.empty() && ::access(config_.shim_path.c_str(), R_OK) == 0) {
     o.shim_path = config_.shim_path;
   } else {
@@ -231,13 +232,25 @@ StatusOr<int64_t> JobManager::StartJob(const rpc::ExecSpec& spec, const Resume* 
     job->stdin_written = resume->stdin_offset;
   }
 
-  cgroups_.CreateJob(job->id);
-  auto launched = launcher->Launch([&](pid_t pid) {
-    cgroups_.AddProcess(job->id, pid);
-    std::lock_guard<std::mutex> lock(mu_);
-    job->pid = pid;
-    roots_[pid] = job;
-  });
+  // Unified mode: the root is born in the job's group (no attach: see job_cgroups.h).
+  UniqueFd job_cgroup = cgroups_.CreateJob(job->id);
+  // Launched into a cgroup, the root is registered only after its exec (job_launcher.h): until
+  // then the reaper must not take its exit status.
+  std::unique_lock<std::mutex> reap_lock(reap_mu_, std::defer_lock);
+  if (job_cgroup.valid()) reap_lock.lock();
+  auto launched = launcher->Launch(
+      [&](pid_t pid) {
+        cgroups_.AddProcess(job->id, pid);  // attach mode only
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          job->pid = pid;
+          roots_[pid] = job;
+        }
+        if (reap_lock.owns_lock()) reap_lock.unlock();
+      },
+      job_cgroup.get());
+  if (reap_lock.owns_lock()) reap_lock.unlock();
+  job_cgroup.reset();
   if (!launched.ok()) {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -595,7 +608,7 @@ Status JobManager::Release(int64_t id) {
     KLOG_ERROR("job {}: processes survive SIGKILL in its cgroups", id);
   {
     std::unique_lock<std::mutex> lock(mu_);
-    if (cgroups_.controllers().empty() && job->root_reaped) ::kill(-job->pid, SIGKILL);  // best effort
+    if (!cgroups_.contains_jobs() && job->root_reaped) ::kill(-job->pid, SIGKILL);  // best effort
     if (!job->cv.wait_for(lock, kReapTimeout, [&] { return job->root_reaped; }))
       KLOG_ERROR("job {}: root pid {} not reaped {} s after SIGKILL; freeing its slot anyway", id, job->pid,
                  std::chrono::duration_cast<std::chrono::seconds>(kReapTimeout).count());
@@ -836,6 +849,7 @@ void JobManager::WriteStdin(Job& job) {
 }
 
 void JobManager::Reap() {
+  std::lock_guard<std::mutex> reap_lock(reap_mu_);
   for (int guard = 0; guard < 4096; ++guard) {
     siginfo_t si;
     std::memset(&si, 0, sizeof si);

@@ -13,7 +13,8 @@
 //
 // Process-wide effects: the process becomes a child subreaper (PR_SET_CHILD_SUBREAPER), so
 // a job's orphans are reparented here and reaped. Nothing else in the process may fork
-// children and wait for them.
+// children and wait for them. In JobCgroups' unified mode the whole process moves into the
+// host's guest-level v1 cgroups for the manager's lifetime (remoted/job_cgroups.h).
 //
 // Errors: INVALID_ARGUMENT malformed request; PERMISSION_DENIED credentials refused;
 // RESOURCE_EXHAUSTED no free slot, or the home holds its fair share while other homes compete
@@ -134,6 +135,10 @@ class JobManager {
   // Lock order: mu_ is a leaf with respect to OwnerMonitor and JobCgroups (their calls are
   // made without holding mu_). Every Job field marked GUARDED_BY(mu_) uses this mutex.
   mutable std::mutex mu_;
+  // Held by Reap() and by a Start() from before its spawn until the root is in roots_: a root
+  // spawned into its cgroup is registered only after its exec, and may already have exited.
+  // Lock order: reap_mu_ before mu_.
+  std::mutex reap_mu_;
   std::map<int64_t, std::shared_ptr<Job>> jobs_;                // GUARDED_BY(mu_)
   std::unordered_map<pid_t, std::shared_ptr<Job>> roots_;       // GUARDED_BY(mu_): unreaped roots
   std::vector<std::shared_ptr<Job>> to_register_;               // GUARDED_BY(mu_): for the I/O thread

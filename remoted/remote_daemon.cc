@@ -27,8 +27,14 @@ class RemoteDaemonImpl {
   }
 
   Status Run() {
-    KLOG_INFO("kite-remoted for {} serving port {} with {} guest slot(s), cgroups: {}", config_.host_name,
-              config_.remote_port, config_.slots, Join(jobs_->cgroups().controllers()));
+    const JobCgroups& cg = jobs_->cgroups();
+    std::string job_groups = "attached to v1 groups after fork";
+    if (cg.mode() == JobCgroups::Mode::kUnified) {
+      std::string dir = cg.UnifiedJobDir(0);
+      job_groups = "started in v2 groups " + dir.substr(0, dir.rfind('/')) + "/job-N";
+    }
+    KLOG_INFO("kite-remoted for {} serving port {} with {} guest slot(s), cgroups: {} (host level), jobs {}",
+              config_.host_name, config_.remote_port, config_.slots, Join(cg.controllers()), job_groups);
     publisher_->Start();
     Status result;
     try {

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -51,15 +52,34 @@ ProcessResult RunHere(const std::vector<std::string>& argv) {
   return r.ok() ? *r : ProcessResult{};
 }
 
-// The group of `controller` in /proc/<pid>/cgroup text ("" if absent).
+// The group of v1 `controller`, or the unified (v2) group for "", in /proc/<pid>/cgroup text
+// ("" if absent).
 std::string GroupIn(const std::string& proc_cgroup, const std::string& controller) {
   std::istringstream in(proc_cgroup);
   for (std::string line; std::getline(in, line);) {
     size_t a = line.find(':'), b = line.find(':', a + 1);
     if (a == std::string::npos || b == std::string::npos) continue;
+    if (controller.empty()) {
+      if (line.compare(0, a, "0") == 0 && b == a + 1) return line.substr(b + 1);
+      continue;
+    }
     std::istringstream names(line.substr(a + 1, b - a - 1));
     for (std::string n; std::getline(names, n, ',');)
       if (n == controller) return line.substr(b + 1);
+  }
+  return "";
+}
+
+// Where the unified (cgroup2) hierarchy is mounted ("" if nowhere).
+std::string UnifiedMount() {
+  std::istringstream in(ReadFile("/proc/self/mountinfo"));
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream f(line);
+    std::string id, parent, dev, root, point, x;
+    f >> id >> parent >> dev >> root >> point;
+    while (f >> x && x != "-") {
+    }
+    if (f >> x && x == "cgroup2" && root == "/") return point;
   }
   return "";
 }
@@ -215,6 +235,10 @@ TEST_F(ClusterTest, HostsAreCpuCapped) {
     EXPECT_EQ("/sys/fs/cgroup/" + c + GroupIn(r->stdout_data, c), cluster_.CgroupPath(c, "node1"))
         << r->stdout_data;
   }
+  if (!UnifiedMount().empty()) {
+    EXPECT_EQ(UnifiedMount() + GroupIn(r->stdout_data, ""), cluster_.CgroupPath("unified", "node1"))
+        << r->stdout_data;
+  }
 
   // A busy loop gets at most its quarter core (plus one period of slack), however idle the
   // machine is.
@@ -232,28 +256,43 @@ TEST_F(ClusterTest, HostsAreCpuCapped) {
 TEST_F(ClusterTest, DownLeavesNothing) {
   ASSERT_OK(cluster_.Up(2, NoDaemons()));
   const std::string name = cluster_.name();
-  // What remoted leaves after a crash: job groups below the host's groups, with a process in
-  // them; and a daemonised process in the host's own group.
+  // What remoted leaves after a crash: job groups below the host's groups (v1, and v2 if
+  // mounted), with a process in them; and a daemonised process in the host's own group.
   std::string cpu_job = cluster_.CgroupPath("cpu", "node1") + "/kite/node1/job-1";
   std::string pids_job = cluster_.CgroupPath("pids", "node1") + "/kite/node1/job-1";
   ASSERT_NE(cluster_.CgroupPath("pids", "node1"), "");
+  std::string v2_job, v2_jobs;
+  if (!UnifiedMount().empty()) {
+    ASSERT_NE(cluster_.CgroupPath("unified", "node1"), "");
+    v2_job = cluster_.CgroupPath("unified", "node1") + "/kite/node1/job-2";
+    v2_jobs = "mkdir -p " + v2_job + " && setsid sh -c 'echo $$ >" + v2_job +
+              "/cgroup.procs; sleep 302 & exec sleep 303' </dev/null >/dev/null 2>&1 & ";
+  }
   auto r = cluster_.Exec("node1", {"sh", "-c",
       "mkdir -p " + cpu_job + " " + pids_job + " && "
       "setsid sh -c 'for d in " + cpu_job + " " + pids_job + "; do echo $$ >$d/cgroup.procs; done; "
-      "exec sleep 300' </dev/null >/dev/null 2>&1 & "
+      "exec sleep 300' </dev/null >/dev/null 2>&1 & " + v2_jobs +
       "setsid sleep 301 </dev/null >/dev/null 2>&1 &"});
   ASSERT_OK(r);
   ASSERT_TRUE(r->Succeeded()) << r->Describe();
   std::string job = pids_job + "/cgroup.procs";
   for (int i = 0; i < 100 && ReadFile(job).empty(); ++i) usleep(50000);
   ASSERT_FALSE(ReadFile(job).empty()) << "the job process did not start";
+  if (!v2_job.empty()) {
+    auto members = [&] {
+      std::string procs = ReadFile(v2_job + "/cgroup.procs");
+      return std::count(procs.begin(), procs.end(), '\n');
+    };
+    for (int i = 0; i < 100 && members() < 2; ++i) usleep(50000);
+    ASSERT_EQ(members(), 2) << "the v2 job's two processes did not start";
+  }
   std::vector<int> pids;
   for (const auto& e : fs::recursive_directory_iterator(cluster_.CgroupPath("cpu", "node1"))) {
     if (e.path().filename() != "cgroup.procs") continue;
     std::istringstream in(ReadFile(e.path()));
     for (int pid; in >> pid;) pids.push_back(pid);
   }
-  ASSERT_GE(pids.size(), 4u);  // init's parent, init, its sleeper, the two sleeps
+  ASSERT_GE(pids.size(), v2_job.empty() ? 4u : 6u);  // init's parent, init, its sleeper, the sleeps
 
   ASSERT_OK(cluster_.Down());
   for (int pid : pids) EXPECT_TRUE(Dead(pid)) << "pid " << pid << " survived down";
@@ -315,8 +354,10 @@ TEST_F(ClusterTest, DaemonsComeUpOnEveryHost) {
   }
 }
 
-// A guest job lands in the cgroup remoted makes for it inside its host's group, so the host's
-// CPU cap covers guests too; it sees its home's name and its status comes home.
+// A guest job lands inside its host's groups, so the host's CPU cap covers guests too: in v1,
+// in the guests' group remoted lives in (<host>/kite/<host>: inherited, no attach per job), and
+// on the v2 hierarchy in the group remoted made for it (<host>/kite/<host>/job-N). It sees its
+// home's name and its status comes home.
 TEST_F(ClusterTest, GuestJobsRunInsideTheirHostsGroups) {
   ASSERT_OK(cluster_.Up(2));
   auto r = cluster_.Exec("node1", {"sh", "-c",
@@ -325,9 +366,15 @@ TEST_F(ClusterTest, GuestJobsRunInsideTheirHostsGroups) {
   ASSERT_OK(r);
   EXPECT_TRUE(WIFEXITED(r->exit_status) && WEXITSTATUS(r->exit_status) == 5) << r->Describe();
   EXPECT_EQ(r->stdout_data.rfind("node1\n", 0), 0u) << r->stdout_data;
-  std::string group = "/sys/fs/cgroup/cpu" + GroupIn(r->stdout_data, "cpu");
-  std::string jobs = cluster_.CgroupPath("cpu", "node2") + "/kite/node2/job-";
-  EXPECT_EQ(group.rfind(jobs, 0), 0u) << group << " is not below " << jobs;
+  for (const std::string c : {"cpu", "cpuacct", "memory", "pids"}) {
+    EXPECT_EQ("/sys/fs/cgroup/" + c + GroupIn(r->stdout_data, c), cluster_.CgroupPath(c, "node2") + "/kite/node2")
+        << r->stdout_data;
+  }
+  if (!UnifiedMount().empty()) {
+    std::string group = UnifiedMount() + GroupIn(r->stdout_data, "");
+    std::string jobs = cluster_.CgroupPath("unified", "node2") + "/kite/node2/job-";
+    EXPECT_EQ(group.rfind(jobs, 0), 0u) << group << " is not below " << jobs;
+  }
 }
 
 }  // namespace

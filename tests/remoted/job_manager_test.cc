@@ -6,6 +6,7 @@
 
 #include "kite/rpc/kite_constants.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -14,6 +15,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <random>
@@ -84,20 +86,29 @@ class JobManagerTest : public ::testing::Test {
     config_.owner_detect = "none";
     config_.shim_path = "";  // no shim: nothing preloaded
     config_.run_dir = "/tmp/kite-test-run";
+    // Never the machine's real /kite: checkpoint directories are made below the shared path.
+    config_.shared_paths = {"/tmp/kite-test-shared"};
     Recreate();
   }
 
   void TearDown() override {
+    JobCgroups::TEST_DisableCloneIntoCgroup(false);
     if (!jobs_) return;
-    std::string cpu_job = jobs_->cgroups().JobDir("cpu", 1);
+    // <...>/kite-test-<pid>/testhost[/job-1] -> <...>/kite-test-<pid>
+    std::vector<std::string> parents;
+    std::string cpu_host = jobs_->cgroups().HostDir("cpu");
+    if (!cpu_host.empty()) parents.push_back(cpu_host.substr(0, cpu_host.rfind('/')));
+    std::string v2_job = jobs_->cgroups().UnifiedJobDir(1);
+    if (!v2_job.empty()) {
+      v2_job = v2_job.substr(0, v2_job.rfind('/'));
+      parents.push_back(v2_job.substr(0, v2_job.rfind('/')));
+    }
     jobs_.reset();
     owner_.reset();
-    if (!cpu_job.empty()) {
-      // <...>/kite-test-<pid>/testhost/job-1 -> <...>/kite-test-<pid>
-      std::string parent = cpu_job.substr(0, cpu_job.rfind('/'));
-      parent = parent.substr(0, parent.rfind('/'));
+    for (const std::string& parent : parents)
       EXPECT_FALSE(::access(parent.c_str(), F_OK) == 0) << parent << " was left behind";
-    }
+    // The manager took this process back out of the guests' groups.
+    EXPECT_THAT(ReadFile("/proc/self/cgroup"), ::testing::Not(HasSubstr(config_.cgroup_parent)));
   }
 
   void Recreate() {
@@ -181,6 +192,74 @@ TEST(JobLauncherTest, TtyBitsAreTheIdls) {
   EXPECT_EQ(JobLauncher::kTtyStderr, rpc::g_kite_constants.TTY_STDERR);
 }
 
+// The root sets the oom_score_adj it is given (here raised, which needs no privilege) before
+// exec, whether it was forked or cloned into a v2 group.
+TEST(JobLauncherTest, RootGetsTheOomScoreAdjItIsGiven) {
+  int own = std::atoi(ReadFile("/proc/self/oom_score_adj").c_str());
+  TempDir dir;
+  for (bool clone_into_group : {false, true}) {
+    rpc::ExecSpec s;
+    std::string out = dir.path() + "/adj";
+    s.argv = {"/bin/sh", "-c", "cat /proc/self/oom_score_adj > " + out};
+    s.env = {"PATH=/usr/bin:/bin"};
+    s.cwd = "/";
+    s.umask = 022;
+    s.creds.uid = static_cast<int32_t>(::geteuid());
+    s.creds.gid = static_cast<int32_t>(::getegid());
+    s.home_host = "home1";
+    s.vpid = 1;
+    LaunchOptions o;
+    o.allow_root = true;
+    o.oom_score_adj = std::min(own + 100, 1000);
+    auto l = JobLauncher::Prepare(s, o);
+    ASSERT_TRUE(l.ok()) << l.status().ToString();
+    UniqueFd group;
+    std::string group_dir;
+    if (clone_into_group) {
+      std::string unified = "/sys/fs/cgroup/unified";  // the hybrid layout of the test machine
+      if (::access((unified + "/cgroup.procs").c_str(), F_OK) != 0) unified = "/sys/fs/cgroup";
+      group_dir = unified + "/kite-launcher-test-" + std::to_string(::getpid());
+      if (::mkdir(group_dir.c_str(), 0755) != 0) continue;  // no writable v2 hierarchy: fork only
+      group.reset(::open(group_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    }
+    auto job = (*l)->Launch([](pid_t) {}, group.get());
+    ASSERT_TRUE(job.ok()) << job.status().ToString();
+    int status = 0;
+    ASSERT_EQ(::waitpid(job->pid, &status, 0), job->pid);
+    EXPECT_EQ(status, 0);
+    EXPECT_EQ(ReadFile(out), std::to_string(*o.oom_score_adj) + "\n") << "clone into group: " << clone_into_group;
+    if (!group_dir.empty()) {
+      EXPECT_EQ(::rmdir(group_dir.c_str()), 0) << group_dir;
+    }
+  }
+}
+
+// A cgroup fd that is not one of a v2 group: the spawn fails with the kernel's reason, and
+// nothing is started.
+TEST(JobLauncherTest, SpawnIntoANonCgroupFailsCleanly) {
+  rpc::ExecSpec s;
+  s.argv = {"/bin/true"};
+  s.env = {"PATH=/usr/bin:/bin"};
+  s.cwd = "/";
+  s.umask = 022;
+  s.creds.uid = static_cast<int32_t>(::geteuid());
+  s.creds.gid = static_cast<int32_t>(::getegid());
+  s.home_host = "home1";
+  s.vpid = 1;
+  LaunchOptions o;
+  o.allow_root = true;
+  auto l = JobLauncher::Prepare(s, o);
+  ASSERT_TRUE(l.ok()) << l.status().ToString();
+  UniqueFd not_a_cgroup(::open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(not_a_cgroup.valid());
+  bool forked = false;
+  auto job = (*l)->Launch([&](pid_t) { forked = true; }, not_a_cgroup.get());
+  ASSERT_FALSE(job.ok());
+  EXPECT_THAT(job.status().ToString(), HasSubstr("clone3"));
+  EXPECT_THAT(job.status().ToString(), ::testing::Not(HasSubstr("Success"))) << job.status().ToString();
+  EXPECT_FALSE(forked);
+}
+
 TEST_F(JobManagerTest, ExitCodesRoundTrip) {
   for (int code : {0, 1, 37, 128, 255}) {
     int64_t id = StartOk(Spec({"sh", "-c", "exit " + std::to_string(code)}));
@@ -251,7 +330,15 @@ TEST_F(JobManagerTest, StdinOffsetsMakeRetriesHarmless) {
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(*a, 12);
   EXPECT_EQ(jobs_->WriteInput(id, 20, "gap", false).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(ReadUntil(id, "hello world\n"), "hello world\n");
+  // Acknowledging nothing (ReadUntil would, if cat echoes "hello " and "world\n" apart).
+  std::string seen;
+  for (int i = 0; i < 400 && seen != "hello world\n"; ++i) {
+    auto o = jobs_->ReadOutput(id, 0, 0, 500);
+    ASSERT_TRUE(o.ok());
+    seen = o->stdout_data;
+    if (seen != "hello world\n") std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(seen, "hello world\n");
   a = jobs_->WriteInput(id, 12, "bye\n", true);
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(*a, 16);
@@ -453,48 +540,180 @@ TEST_F(JobManagerTest, SignalsReachTheJob) {
   EXPECT_EQ(WTERMSIG(r.status), SIGTERM);
 }
 
-TEST_F(JobManagerTest, ReleaseKillsEverythingTheJobStarted) {
-  // One background child in the job's process group, one that left it with setsid.
-  int64_t id = StartOk(Spec({"sh", "-c", "sleep 1000 & echo $!; setsid sleep 1000 & echo $!; sleep 1000"}));
-  pid_t root = jobs_->Guests().at(0).local_pid;
+// One background child in the job's process group; one that left it with setsid; and a
+// setsid'd grandchild whose parent has exited (an orphan, reparented to the manager). Only the
+// job's cgroup still knows the last two.
+void ExpectReleaseKillsEverything(JobManager& jobs, int64_t id) {
+  pid_t root = jobs.Guests().at(0).local_pid;
   std::string out;
-  for (int i = 0; i < 100 && std::count(out.begin(), out.end(), '\n') < 2; ++i) {
-    auto o = jobs_->ReadOutput(id, out.size(), 0, 200);
+  for (int i = 0; i < 100 && std::count(out.begin(), out.end(), '\n') < 3; ++i) {
+    auto o = jobs.ReadOutput(id, out.size(), 0, 200);
     ASSERT_TRUE(o.ok());
     out += o->stdout_data;
   }
   std::istringstream lines(out);
-  pid_t bg = 0, escaped = 0;
-  lines >> bg >> escaped;
-  ASSERT_GT(bg, 0);
-  ASSERT_GT(escaped, 0);
+  pid_t bg = 0, escaped = 0, orphan = 0;
+  lines >> bg >> escaped >> orphan;
+  ASSERT_GT(bg, 0) << out;
+  ASSERT_GT(escaped, 0) << out;
+  ASSERT_GT(orphan, 0) << out;
   ASSERT_TRUE(ProcessExists(bg));
-  if (jobs_->cgroups().controllers().empty()) GTEST_SKIP() << "no cgroups here: setsid escapes the process group";
-  ASSERT_TRUE(jobs_->Release(id).ok());
+  ASSERT_TRUE(ProcessExists(orphan));
+  std::vector<pid_t> members = jobs.cgroups().Processes(id);
+  for (pid_t p : {root, bg, escaped, orphan})
+    EXPECT_NE(std::find(members.begin(), members.end(), p), members.end()) << p << " is not in the job's cgroup";
+  ASSERT_TRUE(jobs.Release(id).ok());
   EXPECT_TRUE(WaitGone(root, 2s)) << "root " << root;
   EXPECT_TRUE(WaitGone(bg, 2s)) << "background child " << bg;
   EXPECT_TRUE(WaitGone(escaped, 2s)) << "setsid child " << escaped;
-  EXPECT_EQ(jobs_->Release(id).code(), StatusCode::kNotFound);
-  EXPECT_EQ(jobs_->ReadOutput(id, 0, 0, 0).status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(WaitGone(orphan, 2s)) << "setsid grandchild " << orphan;
+  EXPECT_EQ(jobs.Release(id).code(), StatusCode::kNotFound);
+  EXPECT_EQ(jobs.ReadOutput(id, 0, 0, 0).status().code(), StatusCode::kNotFound);
+}
+
+const char kEscapingJob[] =
+    "sleep 1000 & echo $!; setsid sleep 1000 & echo $!; "
+    "sh -c 'setsid sleep 1000 & echo $!' </dev/null; sleep 1000";
+
+TEST_F(JobManagerTest, ReleaseKillsEverythingTheJobStarted) {
+  if (!jobs_->cgroups().contains_jobs()) GTEST_SKIP() << "no cgroups here: setsid escapes the process group";
+  EXPECT_EQ(jobs_->cgroups().mode(), JobCgroups::Mode::kUnified) << "this kernel has clone3(CLONE_INTO_CGROUP)";
+  int64_t id = StartOk(Spec({"sh", "-c", kEscapingJob}));
+  ExpectReleaseKillsEverything(*jobs_, id);
   EXPECT_EQ(jobs_->free_slots(), config_.slots);
 }
 
-TEST_F(JobManagerTest, JobsRunInTheirCgroups) {
-  if (jobs_->cgroups().controllers().empty()) GTEST_SKIP() << "no usable cgroup controller";
+// The group of v1 `controller`, or the v2 group for "", in /proc/<pid>/cgroup text.
+std::string GroupIn(const std::string& proc_cgroup, const std::string& controller) {
+  std::istringstream in(proc_cgroup);
+  for (std::string line; std::getline(in, line);) {
+    size_t a = line.find(':'), b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    std::string names = line.substr(a + 1, b - a - 1);
+    if (controller.empty() ? names.empty() && line.compare(0, a, "0") == 0
+                           : ("," + names + ",").find("," + controller + ",") != std::string::npos)
+      return line.substr(b + 1);
+  }
+  return "";
+}
+
+// Whether `dir` (absolute) names the group `group` (relative to its hierarchy's mount).
+bool SameGroup(const std::string& dir, const std::string& group) {
+  return !group.empty() && dir.size() >= group.size() && dir.compare(dir.size() - group.size(), group.size(), group) == 0 &&
+         (group == "/" || dir[dir.size() - group.size() - 1] != '/');
+}
+
+// Unified mode: no cgroup attach on the start path. The root is born in its own v2 group, and
+// its v1 groups are the ones it inherited from the manager's process: the host's guest-level
+// groups, with no job group of its own.
+TEST_F(JobManagerTest, JobsStartInTheirGroupsWithoutAnAttach) {
+  const JobCgroups& cg = jobs_->cgroups();
+  if (cg.mode() != JobCgroups::Mode::kUnified) GTEST_SKIP() << "no cgroup v2 / clone3 here (attach mode)";
+  std::string own = ReadFile("/proc/self/cgroup");
   int64_t id = StartOk(Spec({"sleep", "100"}));
   pid_t pid = jobs_->Guests().at(0).local_pid;
-  for (const std::string& c : jobs_->cgroups().controllers()) {
-    std::string dir = jobs_->cgroups().JobDir(c, id);
-    EXPECT_THAT(ReadFile(dir + "/cgroup.procs"), HasSubstr(std::to_string(pid))) << dir;
+  std::string job = ReadFile("/proc/" + std::to_string(pid) + "/cgroup");
+  EXPECT_THAT(ReadFile(cg.UnifiedJobDir(id) + "/cgroup.procs"), HasSubstr(std::to_string(pid)));
+  EXPECT_TRUE(SameGroup(cg.UnifiedJobDir(id), GroupIn(job, ""))) << job << " vs " << cg.UnifiedJobDir(id);
+  for (const std::string& c : cg.controllers()) {
+    EXPECT_EQ(GroupIn(job, c), GroupIn(own, c)) << c << ": the job's group is not the manager's";
+    EXPECT_TRUE(SameGroup(cg.HostDir(c), GroupIn(own, c))) << c << ": " << GroupIn(own, c) << " vs " << cg.HostDir(c);
+    EXPECT_EQ(cg.JobDir(c, id), "");
   }
-  std::string cpu = jobs_->cgroups().JobDir("cpu", id);
+  std::string cpu = cg.HostDir("cpu");
   if (!cpu.empty()) {
-    // The guests' weight is set once on the host-level group that holds every job.
-    EXPECT_EQ(ReadFile(cpu.substr(0, cpu.rfind('/')) + "/cpu.shares"), std::to_string(config_.guest_cpu_shares) + "\n");
+    EXPECT_EQ(ReadFile(cpu + "/cpu.shares"), std::to_string(config_.guest_cpu_shares) + "\n");
   }
   ASSERT_TRUE(jobs_->Release(id).ok());
-  for (const std::string& c : jobs_->cgroups().controllers())
-    EXPECT_NE(::access(jobs_->cgroups().JobDir(c, id).c_str(), F_OK), 0) << c << " group left behind";
+  EXPECT_NE(::access(cg.UnifiedJobDir(id).c_str(), F_OK), 0) << "v2 job group left behind";
+}
+
+// With a memory limit the manager shares the guests' memory group: it lowers its own
+// oom_score_adj (the OOM killer picks a guest at the limit, not it) and its jobs get the
+// original value back.
+TEST_F(JobManagerTest, MemoryLimitMakesGuestsNotTheManagerTheOomVictims) {
+  std::string original = ReadFile("/proc/self/oom_score_adj");
+  config_.guest_memory_limit_mb = 512;
+  Recreate();
+  const JobCgroups& cg = jobs_->cgroups();
+  if (cg.mode() != JobCgroups::Mode::kUnified || cg.HostDir("memory").empty())
+    GTEST_SKIP() << "no v2 job groups or no v1 memory controller";
+  EXPECT_EQ(ReadFile(cg.HostDir("memory") + "/memory.limit_in_bytes"), std::to_string(512 << 20) + "\n");
+  if (!cg.oom_score_adj()) {
+    // Lowering it needs CAP_SYS_RESOURCE, which a container may withhold even from root.
+    int adj = std::atoi(original.c_str());
+    std::ofstream lower("/proc/self/oom_score_adj");
+    lower << adj - 1 << std::flush;
+    ASSERT_FALSE(lower.good()) << "oom_score_adj can be lowered here, but the manager did not";
+    GTEST_SKIP() << "this process may not lower its oom_score_adj (no CAP_SYS_RESOURCE)";
+  }
+  EXPECT_EQ(*cg.oom_score_adj(), std::atoi(original.c_str()));
+  EXPECT_EQ(ReadFile("/proc/self/oom_score_adj"), "-500\n");
+  int64_t id = StartOk(Spec({"sleep", "100"}));
+  pid_t pid = jobs_->Guests().at(0).local_pid;
+  EXPECT_EQ(ReadFile("/proc/" + std::to_string(pid) + "/oom_score_adj"), original);
+  ASSERT_TRUE(jobs_->Release(id).ok());
+  jobs_.reset();
+  EXPECT_EQ(ReadFile("/proc/self/oom_score_adj"), original);
+}
+
+// The fallback when clone3(CLONE_INTO_CGROUP) is unusable: a v1 group per job and controller,
+// the root attached after fork, killed with the freezer's help.
+TEST_F(JobManagerTest, AttachModeStillContainsJobs) {
+  JobCgroups::TEST_DisableCloneIntoCgroup(true);
+  Recreate();
+  const JobCgroups& cg = jobs_->cgroups();
+  ASSERT_EQ(cg.mode(), JobCgroups::Mode::kAttach);
+  if (!cg.contains_jobs()) GTEST_SKIP() << "no usable cgroup v1 controller";
+  EXPECT_EQ(cg.UnifiedJobDir(1), "");
+  int64_t id = StartOk(Spec({"sleep", "100"}));
+  pid_t pid = jobs_->Guests().at(0).local_pid;
+  std::string job = ReadFile("/proc/" + std::to_string(pid) + "/cgroup");
+  for (const std::string& c : cg.controllers()) {
+    std::string dir = cg.JobDir(c, id);
+    EXPECT_THAT(ReadFile(dir + "/cgroup.procs"), HasSubstr(std::to_string(pid))) << dir;
+    EXPECT_TRUE(SameGroup(dir, GroupIn(job, c))) << c << ": " << job;
+  }
+  ASSERT_TRUE(jobs_->Release(id).ok());
+  for (const std::string& c : cg.controllers())
+    EXPECT_NE(::access(cg.JobDir(c, id).c_str(), F_OK), 0) << c << " group left behind";
+  ExpectReleaseKillsEverything(*jobs_, StartOk(Spec({"sh", "-c", kEscapingJob})));
+  EXPECT_EQ(Collect(StartOk(Spec({"sh", "-c", "exit 3"}))).status, 3 << 8);
+}
+
+// A job group left by a crashed manager (here: made by hand, with a process in it) is killed
+// and removed by the next one.
+TEST_F(JobManagerTest, StaleJobGroupsAreKilledAndRemoved) {
+  if (jobs_->cgroups().mode() != JobCgroups::Mode::kUnified) GTEST_SKIP() << "attach mode";
+  std::string stale = jobs_->cgroups().UnifiedJobDir(7);
+  ASSERT_EQ(::mkdir(stale.c_str(), 0755), 0) << stale;
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::execlp("sleep", "sleep", "1000", nullptr);
+    ::_exit(127);
+  }
+  ASSERT_GT(child, 0);
+  std::ofstream(stale + "/cgroup.procs") << child << std::flush;
+  ASSERT_THAT(ReadFile(stale + "/cgroup.procs"), HasSubstr(std::to_string(child)));
+  Recreate();  // the old manager cannot remove its host group (job-7 is in it); the new one cleans up
+  // Reaped by the new manager (a subreaper reaping every child, possibly while we look), or a
+  // zombie of ours.
+  auto dead = [&] {
+    char buf[512];
+    int fd = ::open(("/proc/" + std::to_string(child) + "/stat").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return true;
+    ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) return true;
+    std::string stat(buf, static_cast<size_t>(n));
+    size_t paren = stat.rfind(')');
+    return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] == 'Z' || stat[paren + 2] == 'X';
+  };
+  auto deadline = std::chrono::steady_clock::now() + 2s;
+  while (!dead() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(dead()) << "pid " << child << " survived";
+  ::waitpid(child, nullptr, WNOHANG);
+  EXPECT_NE(::access(stale.c_str(), F_OK), 0) << stale << " left behind";
 }
 
 TEST_F(JobManagerTest, SlotsRunOut) {
