@@ -1,4 +1,5 @@
-// `kite hosts`, `kite ps`, `kite owner`: requests to homed's local socket.
+// `kite hosts`, `kite ps`, `kite owner`, `kite migrate`, `kite evict`: requests to homed's local
+// socket.
 #include "cli/commands.h"
 
 #include <unistd.h>
@@ -116,6 +117,38 @@ int RunOwner(const std::string& socket_path, const std::string& host, const std:
   wire::MsgType type;
   std::string body;
   if (!Ask(socket_path, wire::MsgType::kOwnerSet, m, &type, &body)) return 1;
+  return 0;
+}
+
+int RunMigrate(const std::string& socket_path, int vpid, const std::string& to) {
+  wire::MigrateMsg m;
+  m.vpid = vpid;
+  m.to = to;
+  wire::MsgType type;
+  std::string body;
+  if (!Ask(socket_path, wire::MsgType::kMigrate, m, &type, &body)) return 1;
+  wire::MoveReply r;
+  if (type != wire::MsgType::kMoveReply || wire::DecodeBody(body, &r) != 0) return Error("malformed reply from kite-homed");
+  printf("job %d moved from %s to %s in %lld ms (image %.1f MiB)\n", r.vpid, r.from.c_str(), r.to.c_str(),
+         static_cast<long long>(r.freeze_ms), static_cast<double>(r.image_bytes) / (1 << 20));
+  return 0;
+}
+
+int RunEvict(const std::string& socket_path, const std::string& host) {
+  wire::EvictMsg m;
+  m.host = host;
+  wire::MsgType type;
+  std::string body;
+  if (!Ask(socket_path, wire::MsgType::kEvict, m, &type, &body)) return 1;
+  wire::EvictReply r;
+  if (type != wire::MsgType::kEvictReply || wire::DecodeBody(body, &r) != 0) return Error("malformed reply from kite-homed");
+  if (r.guests_left > 0) {
+    fprintf(stderr, "kite: %s still has %d of its %d guest job(s); it takes no new ones (kite owner %s auto undoes this)\n",
+            host.c_str(), r.guests_left, r.guests_before, host.c_str());
+    return 1;
+  }
+  printf("%s cleared of %d guest job(s) in %lld ms; it takes no guests until `kite owner %s auto`\n", host.c_str(),
+         r.guests_before, static_cast<long long>(r.clear_ms), host.c_str());
   return 0;
 }
 

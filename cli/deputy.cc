@@ -111,7 +111,7 @@ wire::RunRequest CollectContext(const DeputyOptions& o) {
     }
   }
   r.host = o.host;
-  r.flags = o.allow_local ? wire::kRunAllowLocal : 0;
+  r.flags = (o.allow_local ? wire::kRunAllowLocal : 0) | (o.requeue_ok ? wire::kRunRequeueOk : 0);
   return r;
 }
 

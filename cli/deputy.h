@@ -14,6 +14,7 @@ struct DeputyOptions {
   std::string socket_path;          // homed's local socket
   std::string host;                 // requested host; empty: placement decides
   bool allow_local = true;          // run at home when no host has a free slot
+  bool requeue_ok = false;          // an eviction may rerun it from the start (build recipes)
   bool verbose = false;             // say where the job runs, and why at home
   std::vector<std::string> argv;    // the command
   // kite-shell (a make recipe): the job's stdout and stderr are written in whole lines (a

@@ -112,6 +112,20 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::IsMember({"active", "idle", "auto"}));
 
+  // kite migrate VPID [--to HOST] / kite evict HOST
+  int migrate_vpid = 0;
+  std::string migrate_to, evict_host;
+  auto* migrate = app.add_subcommand(
+      "migrate", "move a running job of yours (its vpid, from kite ps) to another host; it goes on where it was");
+  migrate->add_option("vpid", migrate_vpid, "the job's vpid (its pid at home)")->required()->check(CLI::PositiveNumber);
+  migrate->add_option("--to", migrate_to, "the host to move it to (default: the least-loaded other idle host, else home)");
+  migrate->footer("The job is checkpointed and stopped where it runs, restored on the target, and only then killed\n"
+                  "where it was; when it cannot move (threads, sockets, ...) kite says why and the job runs on where it was.");
+  auto* evict = app.add_subcommand("evict", "send every guest job away from a host and keep it free of guests (root)");
+  evict->add_option("host", evict_host, "the host")->required();
+  evict->footer("Like the owner coming back: guests migrate home (config [homed] evict_to); build recipes that\n"
+                "cannot migrate are rerun elsewhere. `kite owner HOST auto` lets the host take guests again.");
+
   // kite cluster ...: handled by kite-admin (it needs OpenSSL; see cli/admin_main.cc).
   app.add_subcommand("cluster", "cluster administration: `kite cluster init --help`")->allow_extras()->prefix_command();
   for (int i = 1; i < argc; ++i) {
@@ -159,5 +173,7 @@ int main(int argc, char** argv) {
   if (*ps) return kite::RunPs(SocketPath(config_path), all_users, json);
   if (*top) return kite::RunTop(SocketPath(config_path), top_once);
   if (*owner) return kite::RunOwner(SocketPath(config_path), owner_host, owner_mode);
+  if (*migrate) return kite::RunMigrate(SocketPath(config_path), migrate_vpid, migrate_to);
+  if (*evict) return kite::RunEvict(SocketPath(config_path), evict_host);
   return 0;
 }

@@ -243,6 +243,7 @@ void RunKiteShell(int argc, char** argv) {
   d.argv = std::move(job);
   d.line_buffered = true;
   d.terminal_stdin = false;
+  d.requeue_ok = true;  // make sees only a recipe's exit status and files: a rerun is invisible
   d.on_start = [log](const std::string& where) { AppendRecord(log, where.empty() ? MakeSummary::kHome : where, false); };
   RunDeputy(d);
 }

@@ -88,7 +88,7 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
     return InvalidArgument(m.str());
   }
   const toml::table& root = parsed.table();
-  static const std::set<std::string> kSections = {"cluster", "host", "hosts", "ports", "remoted", "paths"};
+  static const std::set<std::string> kSections = {"cluster", "host", "hosts", "ports", "remoted", "homed", "paths"};
   for (const auto& [k, v] : root) {
     if (!kSections.count(std::string(k.str())))
       return InvalidArgument(origin + ": unknown section [" + std::string(k.str()) + "]");
@@ -133,12 +133,18 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
   remoted.get("shim", &c.shim_path);
   KITE_RETURN_IF_ERROR(remoted.Finish());
 
+  TableReader homed(root["homed"].as_table(), "homed", origin);
+  homed.get("evict_to", &c.evict_to);
+  KITE_RETURN_IF_ERROR(homed.Finish());
+
   TableReader paths(root["paths"].as_table(), "paths", origin);
   paths.get("run_dir", &c.run_dir);
   KITE_RETURN_IF_ERROR(paths.Finish());
 
   if (c.owner_detect != "auto" && c.owner_detect != "none")
     return InvalidArgument(origin + ": [remoted] owner_detect must be \"auto\" or \"none\"");
+  if (c.evict_to != "home" && c.evict_to != "idle")
+    return InvalidArgument(origin + ": [homed] evict_to must be \"home\" or \"idle\"");
   if (c.slots < 0 || c.slots > 1024) return InvalidArgument(origin + ": [host] slots must be 0..1024");
   for (int p : {c.home_port, c.remote_port})
     if (p <= 0 || p > 65535) return InvalidArgument(origin + ": ports must be 1..65535");

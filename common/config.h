@@ -42,6 +42,9 @@ struct Config {
   std::string cgroup_parent = "kite";        // below each controller's mount point
   std::string shim_path;                     // default: libkite-shim.so beside the binary
 
+  // [homed]
+  std::string evict_to = "home";             // where evicted jobs go: "home" or "idle" (another idle host, else home)
+
   // [paths]
   std::string run_dir = "/run/kite";         // homed.sock lives here
 

@@ -133,6 +133,7 @@ struct HostStatus {
   9: list<GuestJob> guests
   10: i32 protocol_version
   11: i64 sent_unix_ms
+  12: i64 last_clear_ms = -1  // how long the last eviction took to clear the host; -1: none yet
 }
 
 // Migration (docs/design-notes.md, "Migration: how a job moves"). A checkpointed job: where
@@ -174,6 +175,8 @@ service Remote {
 
   // Claims a slot and starts the job. RESOURCE_EXHAUSTED: no free slot; FAILED_PRECONDITION:
   // the owner is active or the host drains; PERMISSION_DENIED: the credentials are refused.
+  // A job whose home_host is this host is no guest: it takes no slot, whatever the owner does
+  // (homes send jobs to their own remoted only when evicted jobs come home).
   ExecReply start_job(1: ExecSpec spec) throws (1: KiteError e)
 
   // Returns output past the acknowledged offsets, waiting up to wait_ms for some (long poll).
@@ -199,10 +202,20 @@ service Remote {
   // the returned offsets stays readable. FAILED_PRECONDITION with the reason when the job cannot
   // be checkpointed (threads, sockets, ...): it then keeps running. UNAVAILABLE: no
   // answer from the job within 30 s (it may still finish the image: release it or retry).
-  CheckpointReply checkpoint_job(1: i64 job_id, 2: bool leave_running) throws (1: KiteError e)
+  //
+  // stop (added; ignored with leave_running): the original is not killed but left stopped,
+  // its output drained to the returned offsets and its stdin paused, until the home either
+  // releases it (the image runs elsewhere now) or calls resume_job (the move failed: it runs
+  // on where it was, as if nothing happened). This is how a migration never loses a job.
+  CheckpointReply checkpoint_job(1: i64 job_id, 2: bool leave_running, 3: bool stop)
+      throws (1: KiteError e)
+  // Lets a job left stopped by checkpoint_job(stop) run on (SIGCONT, stdin flowing again).
+  // FAILED_PRECONDITION: it is not stopped by a checkpoint.
+  void resume_job(1: i64 job_id) throws (1: KiteError e)
 
   // Claims a slot like start_job and starts `kite-restore IMAGE` as the job, with the given
-  // credentials (checked against the image), stdio pipes/pty and output offsets.
+  // credentials (checked against the image), stdio pipes/pty and output offsets. A job whose
+  // home is this host is coming home: it is taken whatever the owner's state and slots.
   ExecReply restore_job(1: RestoreSpec spec) throws (1: KiteError e)
 }
 
@@ -213,4 +226,10 @@ service Home {
   // Delivers a signal to a process whose home is this host, on behalf of `caller`, who must
   // own it (or be root). Returns 0 or an errno value as kill(2) would.
   i32 kill(1: i32 pid, 2: i32 signo, 3: Credentials caller)
+  // Eviction (DESIGN §5): the remoted of `host` has its owner back and asks this home to move
+  // these of its guest jobs away. Returns at once the ids this home knows and is moving
+  // (migrate, or requeue where the job's policy allows); the host's reports show them
+  // leaving. The remoted repeats the call while its guests stay, and kills a guest whose home
+  // does not know it (an orphan: nobody would collect its output).
+  list<i64> evict_jobs(1: string host, 2: list<i64> job_ids)
 }

@@ -51,6 +51,10 @@ enum class MsgType : uint16_t {
   // kite CLI → homed (added for `kite top`)
   kTopQuery = 46,   // empty
   kTopReply = 47,   // TopReply
+  kMigrate = 48,    // MigrateMsg: move one of the caller's jobs (kite migrate)
+  kMoveReply = 49,  // MoveReply
+  kEvict = 50,      // EvictMsg: send every guest of a host away (kite evict; root only)
+  kEvictReply = 51, // EvictReply
 };
 
 struct Header {
@@ -163,6 +167,9 @@ struct Winsize {
 inline constexpr uint32_t kTtyStdin = 1, kTtyStdout = 2, kTtyStderr = 4;
 // RunRequest.flags
 inline constexpr uint32_t kRunAllowLocal = 1;  // may run at home when no host has a slot
+// An eviction may kill the job and run it again from the start elsewhere when it cannot be
+// migrated (a build recipe: make only sees its exit status and its files).
+inline constexpr uint32_t kRunRequeueOk = 2;
 
 struct RunRequest {
   std::vector<std::string> argv;
@@ -315,6 +322,47 @@ struct PsReply {
   std::vector<JobInfo> jobs;
   void Encode(Writer& w) const { EncodeList(w, jobs); }
   bool Decode(Reader& r) { return DecodeList(r, &jobs, 1u << 20) && r.done(); }
+};
+
+struct MigrateMsg {
+  int32_t vpid = 0;
+  std::string to;  // host; empty: placement chooses (another idle host, else home)
+  void Encode(Writer& w) const { w.i32(vpid); w.bytes(to); }
+  bool Decode(Reader& r) { vpid = r.i32(); to = r.bytes(); return r.done() && vpid > 0; }
+};
+
+// How a job moved (kite migrate; one line of kite evict).
+struct MoveReply {
+  int32_t vpid = 0;
+  std::string from, to;
+  uint32_t requeued = 0;    // 1: killed and started again from the start on `to`
+  int64_t freeze_ms = 0;    // stopped at `from` until running at `to`
+  int64_t image_bytes = 0;  // 0 when requeued
+  void Encode(Writer& w) const {
+    w.i32(vpid); w.bytes(from); w.bytes(to); w.u32(requeued); w.i64(freeze_ms); w.i64(image_bytes);
+  }
+  bool Decode(Reader& r) {
+    vpid = r.i32(); from = r.bytes(); to = r.bytes(); requeued = r.u32(); freeze_ms = r.i64();
+    image_bytes = r.i64();
+    return r.done();
+  }
+};
+
+struct EvictMsg {
+  std::string host;
+  void Encode(Writer& w) const { w.bytes(host); }
+  bool Decode(Reader& r) { host = r.bytes(); return r.done() && !host.empty(); }
+};
+
+struct EvictReply {
+  int32_t guests_before = 0;  // guests on the host when the eviction began
+  int32_t guests_left = 0;    // still there when homed stopped waiting (0: cleared)
+  int64_t clear_ms = -1;      // the host's own measure of the time to clear; -1 unknown
+  void Encode(Writer& w) const { w.i32(guests_before); w.i32(guests_left); w.i64(clear_ms); }
+  bool Decode(Reader& r) {
+    guests_before = r.i32(); guests_left = r.i32(); clear_ms = r.i64();
+    return r.done();
+  }
 };
 
 struct OwnerSet {

@@ -2,6 +2,8 @@
 #include "homed/deputy_session.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -20,6 +22,13 @@ using Clock = std::chrono::steady_clock;
 // How long the output relay keeps trying to reach a host that stopped answering before it
 // declares the job lost.
 constexpr auto kLostAfter = std::chrono::seconds(4);
+// Stdin bytes kept after a copy accepted them, to send again to the next copy after a move:
+// at most InputQueue::kMaxQueued (1 MiB) wait in a remoted plus a pipe's 64 KiB.
+constexpr size_t kStdinRetain = 2u << 20;
+// While a move is in flight the output relay polls briefly, so it follows a switch at once.
+constexpr int kMovePollMs = 20;
+// How long the mover waits for the relays to follow a switch before killing the original.
+constexpr auto kSwitchTimeout = std::chrono::seconds(10);
 
 bool UnderSharedPath(const std::string& cwd, const std::vector<std::string>& shared) {
   for (const auto& p : shared) {
@@ -127,8 +136,8 @@ Status DeputySession::Place(std::string* local_reason) {
     rpc::ExecReply reply;
     Status s = ctx_.pool.With(host, "start job", [&](rpc::RemoteClient& c) { c.start_job(reply, spec); });
     if (s.ok()) {
-      host_ = host;
-      job_id_ = reply.job_id;
+      std::lock_guard<std::mutex> lock(move_mu_);
+      where_ = {host, reply.job_id};
       ctx_.hosts.NoteClaimed(host);
       return OkStatus();
     }
@@ -161,7 +170,8 @@ void DeputySession::Run() {
   rec.uid = peer_.uid;
   rec.command = CommandLine(req_.argv);
   rec.started = Clock::now();
-  if (host_.empty()) {
+  const Where placed_at = Current();
+  if (placed_at.host.empty()) {
     // No remote host: the deputy execs the command itself, so it is an ordinary child of its
     // caller. The record shows it in `kite ps` until the process is gone.
     rec.host = ctx_.config.host_name;
@@ -172,14 +182,16 @@ void DeputySession::Run() {
     SendDeputy(wire::Frame(wire::MsgType::kRunLocal, why));
     return;
   }
-  rec.host = host_;
-  rec.job_id = job_id_;
+  rec.host = placed_at.host;
+  rec.job_id = placed_at.job_id;
+  rec.session = weak_from_this();
   ctx_.jobs.Add(rec);
-  KLOG_INFO("job vpid {} uid {} placed on {} as job {}: {}", peer_.pid, peer_.uid, host_, job_id_, rec.command);
+  KLOG_INFO("job vpid {} uid {} placed on {} as job {}: {}", peer_.pid, peer_.uid, placed_at.host, placed_at.job_id,
+            rec.command);
 
   wire::Placed p;
-  p.host = host_;
-  p.job_id = job_id_;
+  p.host = placed_at.host;
+  p.job_id = placed_at.job_id;
   SendDeputy(wire::Frame(wire::MsgType::kPlaced, p));
 
   std::thread output([this] { RelayOutput(); });
@@ -190,10 +202,27 @@ void DeputySession::Run() {
     in_stop_ = true;
   }
   in_cv_.notify_all();
+  {
+    std::lock_guard<std::mutex> lock(move_mu_);  // the input relay may wait for a move
+    move_cv_.notify_all();
+  }
   input.join();
   output.join();
+  {
+    // A move in flight finishes first (it may be about to kill the original): then the copy
+    // that runs is the one released.
+    std::unique_lock<std::mutex> lock(move_mu_);
+    move_cv_.wait(lock, [&] { return !moving_; });
+    moving_ = true;  // no move starts from now on
+    moving_hint_ = true;
+  }
   FinishRemote();
   ctx_.jobs.Remove(peer_.pid);
+}
+
+DeputySession::Where DeputySession::Current() {
+  std::lock_guard<std::mutex> lock(move_mu_);
+  return where_;
 }
 
 // Reads the deputy's frames until it closes the connection (normally right after it got the
@@ -223,8 +252,17 @@ void DeputySession::ReadDeputy() {
         wire::SignalMsg m;
         if (wire::DecodeBody(body, &m) != 0) goto malformed;
         if (job_over_) break;
-        Status s = ctx_.pool.With(host_, "signal", [&](rpc::RemoteClient& c) { c.signal_job(job_id_, m.signo); });
-        if (!s.ok()) KLOG_WARN("forwarding signal {} to job {} on {}: {}", m.signo, job_id_, host_, s.ToString());
+        Where w;
+        {
+          std::lock_guard<std::mutex> lock(move_mu_);
+          if (moving_) {  // delivered to whichever copy runs when the move is over
+            held_signals_.push_back(m.signo);
+            break;
+          }
+          w = where_;
+        }
+        Status s = ctx_.pool.With(w.host, "signal", [&](rpc::RemoteClient& c) { c.signal_job(w.job_id, m.signo); });
+        if (!s.ok()) KLOG_WARN("forwarding signal {} to job {} on {}: {}", m.signo, w.job_id, w.host, s.ToString());
         break;
       }
       case wire::MsgType::kWinsize: {
@@ -236,8 +274,17 @@ void DeputySession::ReadDeputy() {
         ws.xpixel = static_cast<int16_t>(w.xpixel);
         ws.ypixel = static_cast<int16_t>(w.ypixel);
         if (job_over_) break;
-        Status s = ctx_.pool.With(host_, "resize", [&](rpc::RemoteClient& c) { c.resize(job_id_, ws); });
-        if (!s.ok()) KLOG_WARN("forwarding a window size to job {} on {}: {}", job_id_, host_, s.ToString());
+        Where at;
+        {
+          std::lock_guard<std::mutex> lock(move_mu_);
+          if (moving_) {
+            held_winsize_ = ws;
+            break;
+          }
+          at = where_;
+        }
+        Status s = ctx_.pool.With(at.host, "resize", [&](rpc::RemoteClient& c) { c.resize(at.job_id, ws); });
+        if (!s.ok()) KLOG_WARN("forwarding a window size to job {} on {}: {}", at.job_id, at.host, s.ToString());
         break;
       }
       default:
@@ -256,22 +303,54 @@ void DeputySession::ReadDeputy() {
 }
 
 void DeputySession::RelayOutput() {
-  int64_t out_ack = 0, err_ack = 0;
+  Where w = Current();
+  int64_t out_ack = 0, err_ack = 0;    // offsets in the current copy's streams
+  int64_t out_skip = 0, err_skip = 0;  // a requeued copy's bytes below these were delivered already
   std::unique_ptr<RemoteConn> conn;
   Clock::time_point failing_since{};
   Status last_error;
   while (!deputy_gone_) {
+    if (moving_hint_) {
+      // Follow a switch once everything the old copy wrote up to its checkpoint is delivered.
+      std::lock_guard<std::mutex> lock(move_mu_);
+      if (switch_ && (switch_->requeue || (out_ack >= switch_->out_from && err_ack >= switch_->err_from))) {
+        if (conn) ctx_.pool.Release(w.host, std::move(conn));
+        if (switch_->requeue) {
+          out_skip = std::max(out_ack, out_skip);
+          err_skip = std::max(err_ack, err_skip);
+          out_ack = err_ack = 0;
+        }
+        w = switch_->to;
+        where_ = w;
+        in_from_ = switch_->in_from;
+        switch_.reset();
+        generation_hint_ = ++generation_;
+        failing_since = Clock::time_point{};
+        move_cv_.notify_all();
+        {
+          std::lock_guard<std::mutex> in_lock(in_mu_);  // lock order: move_mu_, then in_mu_
+          in_cv_.notify_all();
+        }
+      }
+    }
     if (!conn) {
-      auto c = ctx_.pool.Acquire(host_);
+      auto c = ctx_.pool.Acquire(w.host);
       if (c.ok()) conn = std::move(c).value();
       else last_error = c.status();
     }
+    const int wait_ms = moving_hint_ ? kMovePollMs : RemotePool::kLongPollMs;
     rpc::JobOutput out;
-    Status s = conn ? Call("read output of job " + std::to_string(job_id_) + " on " + host_,
-                           [&] { conn->client->read_output(out, job_id_, out_ack, err_ack, RemotePool::kLongPollMs); })
+    Status s = conn ? Call("read output of job " + std::to_string(w.job_id) + " on " + w.host,
+                           [&] { conn->client->read_output(out, w.job_id, out_ack, err_ack, wait_ms); })
                     : last_error;
     if (!s.ok()) {
       conn.reset();
+      if (moving_hint_) {
+        // A switch may be pending (the old copy's host has just let it go): check again.
+        std::this_thread::sleep_for(std::chrono::milliseconds(kMovePollMs));
+        std::lock_guard<std::mutex> lock(move_mu_);
+        if (switch_) continue;
+      }
       if (s.code() != StatusCode::kUnavailable) {
         job_over_ = true;
         SendError(s.With("job lost"));
@@ -282,7 +361,7 @@ void DeputySession::RelayOutput() {
       if (now - failing_since > kLostAfter) {
         job_over_ = true;
         KLOG_WARN("job vpid {} lost: {}", peer_.pid, s.ToString());
-        SendError(Unavailable("lost contact with " + host_ + ", where the job ran (" + s.message() + ")"));
+        SendError(Unavailable("lost contact with " + w.host + ", where the job ran (" + s.message() + ")"));
         return;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(250));
@@ -290,22 +369,28 @@ void DeputySession::RelayOutput() {
     }
     failing_since = Clock::time_point{};
     // Offsets make a repeated reply harmless: forward only what is past the acknowledged point.
-    auto forward = [&](const std::string& data, int64_t offset, int64_t* ack, wire::MsgType type) {
+    auto forward = [&](const std::string& data, int64_t offset, int64_t* ack, int64_t skip, wire::MsgType type) {
       if (offset > *ack) return false;  // a gap: the remoted dropped bytes we never saw
-      size_t skip = static_cast<size_t>(*ack - offset);
-      for (size_t pos = skip; pos < data.size(); pos += wire::kMaxChunk) {
+      size_t from = static_cast<size_t>(std::max(*ack, skip) - offset);
+      for (size_t pos = from; pos < data.size(); pos += wire::kMaxChunk) {
         wire::Chunk c;
         c.data.assign(data, pos, std::min(wire::kMaxChunk, data.size() - pos));
         if (!SendDeputy(wire::Frame(type, c))) return true;
       }
-      if (data.size() > skip) *ack = offset + static_cast<int64_t>(data.size());
+      *ack = std::max(*ack, offset + static_cast<int64_t>(data.size()));
       return true;
     };
-    if (!forward(out.stdout_data, out.stdout_offset, &out_ack, wire::MsgType::kStdoutData) ||
-        !forward(out.stderr_data, out.stderr_offset, &err_ack, wire::MsgType::kStderrData)) {
+    if (!forward(out.stdout_data, out.stdout_offset, &out_ack, out_skip, wire::MsgType::kStdoutData) ||
+        !forward(out.stderr_data, out.stderr_offset, &err_ack, err_skip, wire::MsgType::kStderrData)) {
       job_over_ = true;
-      SendError(DataLoss("output of job " + std::to_string(job_id_) + " has a gap"));
+      SendError(DataLoss("output of job " + std::to_string(w.job_id) + " has a gap"));
       return;
+    }
+    if (moving_hint_) {
+      std::lock_guard<std::mutex> lock(move_mu_);
+      out_ack_ = out_ack;
+      err_ack_ = err_ack;
+      if (switch_) continue;  // the old copy's exit (it was let go) is not the job's
     }
     if (out.exited) {
       job_over_ = true;
@@ -315,67 +400,361 @@ void DeputySession::RelayOutput() {
       e.stime_us = out.rusage.stime_us;
       e.maxrss_kb = out.rusage.maxrss_kb;
       SendDeputy(wire::Frame(wire::MsgType::kExit, e));
-      ctx_.pool.Release(host_, std::move(conn));
+      ctx_.pool.Release(w.host, std::move(conn));
+      {
+        std::lock_guard<std::mutex> lock(move_mu_);
+        move_cv_.notify_all();  // a mover waiting for a switch gives up
+      }
       return;
     }
   }
-  if (conn) ctx_.pool.Release(host_, std::move(conn));
+  if (conn) ctx_.pool.Release(w.host, std::move(conn));
 }
 
 void DeputySession::RelayInput() {
+  // Every stdin byte from offset `base` on: bytes a copy accepted are kept (kStdinRetain), so
+  // that after a move the new copy gets what the old one had accepted but not consumed.
+  std::string buf;
+  int64_t base = 0;
+  bool eof = false;       // the deputy's stdin ended (after buf)
+  bool eof_sent = false;  // the current copy accepted everything and the EOF
+  int64_t offset = 0;     // accepted by the current copy
+  int64_t acked = 0;      // the highest offset acknowledged to the deputy (flow control)
+  uint64_t generation;
+  Where w;
+  {
+    std::lock_guard<std::mutex> lock(move_mu_);
+    w = where_;
+    generation = generation_;
+  }
   std::unique_ptr<RemoteConn> conn;
-  int64_t offset = 0;
+  int backoff_ms = 1;
   for (;;) {
-    StdinItem item;
     {
       std::unique_lock<std::mutex> lock(in_mu_);
-      in_cv_.wait(lock, [&] { return in_stop_ || !in_queue_.empty(); });
-      if (in_queue_.empty()) break;  // stopped
-      item = std::move(in_queue_.front());
-      in_queue_.pop_front();
-    }
-    const int64_t start = offset;
-    const int64_t end = start + static_cast<int64_t>(item.data.size());
-    int backoff_ms = 1;
-    while (!job_over_ && !deputy_gone_) {
-      if (!conn) {
-        auto c = ctx_.pool.Acquire(host_);
-        if (!c.ok()) break;  // the output relay notices a lost host and reports it
-        conn = std::move(c).value();
+      const bool all_sent = offset >= base + static_cast<int64_t>(buf.size()) && (!eof || eof_sent);
+      if (all_sent) {
+        in_cv_.wait(lock, [&] { return in_stop_ || !in_queue_.empty() || generation_hint_ != generation; });
       }
-      int64_t accepted = offset;
-      std::string rest = item.data.substr(static_cast<size_t>(offset - start));
-      Status s = Call("write input", [&] { accepted = conn->client->write_input(job_id_, offset, rest, item.eof); });
-      if (!s.ok()) {
-        conn.reset();
-        if (s.code() != StatusCode::kUnavailable) break;  // the job is gone
+      if (in_stop_) break;
+      for (; !in_queue_.empty(); in_queue_.pop_front()) {
+        if (!eof) buf += in_queue_.front().data;
+        eof = eof || in_queue_.front().eof;
+      }
+    }
+    {
+      std::unique_lock<std::mutex> lock(move_mu_);
+      move_cv_.wait(lock, [&] { return !moving_ || job_over_ || deputy_gone_; });
+      if (job_over_ || deputy_gone_) break;
+      if (generation != generation_) {  // a new copy, which consumed up to in_from_
+        if (conn) ctx_.pool.Release(w.host, std::move(conn));
+        generation = generation_;
+        w = where_;
+        if (in_from_ < base) {
+          KLOG_ERROR("job vpid {}: stdin from offset {} is needed after a move, but only bytes from {} on are kept",
+                     peer_.pid, in_from_, base);
+          break;
+        }
+        offset = in_from_;
+        eof_sent = false;
+      }
+    }
+    const int64_t total = base + static_cast<int64_t>(buf.size());
+    if (offset >= total && (!eof || eof_sent)) continue;
+    if (!conn) {
+      auto c = ctx_.pool.Acquire(w.host);
+      if (!c.ok()) {  // the output relay notices a lost host and reports it
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
         continue;
       }
-      if (accepted > offset) backoff_ms = 1;
-      offset = std::max(offset, accepted);
-      if (offset >= end) break;
-      // The job is not reading: wait a little, up to 50 ms between tries.
-      std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
-      backoff_ms = std::min(backoff_ms * 2, 50);
+      conn = std::move(c).value();
     }
-    if (job_over_ || deputy_gone_) break;
-    wire::Offset ack;
-    ack.offset = static_cast<uint64_t>(offset);
-    SendDeputy(wire::Frame(wire::MsgType::kStdinAck, ack));
-    if (item.eof) break;
+    int64_t accepted = offset;
+    std::string rest = buf.substr(static_cast<size_t>(offset - base));
+    Status s = Call("write input", [&] { accepted = conn->client->write_input(w.job_id, offset, rest, eof); });
+    if (!s.ok()) {
+      conn.reset();
+      bool moved;
+      {
+        std::lock_guard<std::mutex> lock(move_mu_);
+        moved = moving_ || generation != generation_;
+      }
+      if (s.code() != StatusCode::kUnavailable && !moved) break;  // the job is gone
+      std::this_thread::sleep_for(std::chrono::milliseconds(moved ? 5 : 100));
+      continue;
+    }
+    if (accepted > offset) backoff_ms = 1;
+    offset = std::max(offset, accepted);
+    stdin_sent_ = std::max<int64_t>(stdin_sent_, offset);
+    if (eof && offset == total) eof_sent = true;
+    if (offset > acked) {
+      acked = offset;
+      wire::Offset ack;
+      ack.offset = static_cast<uint64_t>(acked);
+      SendDeputy(wire::Frame(wire::MsgType::kStdinAck, ack));
+    }
+    if (offset - base > static_cast<int64_t>(kStdinRetain)) {
+      const size_t drop = static_cast<size_t>(offset - base) - kStdinRetain;
+      buf.erase(0, drop);
+      base += static_cast<int64_t>(drop);
+    }
+    if (offset >= total) continue;
+    // The job is not reading: wait a little, up to 50 ms between tries.
+    std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
+    backoff_ms = std::min(backoff_ms * 2, 50);
   }
-  if (conn) ctx_.pool.Release(host_, std::move(conn));
+  if (conn) ctx_.pool.Release(w.host, std::move(conn));
 }
 
 void DeputySession::FinishRemote() {
-  if (!job_over_) KLOG_INFO("deputy {} is gone: killing job {} on {}", peer_.pid, job_id_, host_);
-  Status s = ctx_.pool.With(host_, "release", [&](rpc::RemoteClient& c) { c.release(job_id_); });
+  const Where w = Current();
+  if (!job_over_) KLOG_INFO("deputy {} is gone: killing job {} on {}", peer_.pid, w.job_id, w.host);
+  Status s = ctx_.pool.With(w.host, "release", [&](rpc::RemoteClient& c) { c.release(w.job_id); });
   if (!s.ok() && s.code() != StatusCode::kNotFound)
-    KLOG_WARN("releasing job {} on {}: {}", job_id_, host_, s.ToString());
+    KLOG_WARN("releasing job {} on {}: {}", w.job_id, w.host, s.ToString());
   // Released, or the host forgot it (restart, GC): either way this home no longer holds it. A
   // failed release (host unreachable) also stops counting: the host's reports tell the rest.
-  ctx_.hosts.NoteReleased(host_);
+  if (w.host != ctx_.config.host_name) ctx_.hosts.NoteReleased(w.host);
+}
+
+// --- moves -------------------------------------------------------------------------------
+
+std::vector<std::string> DeputySession::MoveTargets(const std::string& to, MoveCause cause,
+                                                    const std::string& from) const {
+  const std::string& home = ctx_.config.host_name;
+  std::vector<std::string> targets;
+  if (!to.empty()) {
+    targets.push_back(to);
+    if (cause == MoveCause::kRequest) return targets;  // asked for one host: that one or nothing
+  } else if (cause == MoveCause::kRequest || ctx_.config.evict_to == "idle") {
+    for (const auto& h : ctx_.hosts.Candidates(home)) {
+      if (h != from && h != home) targets.push_back(h);
+    }
+  }
+  // Home takes its own jobs back whatever its owner does: the last resort of every eviction.
+  if (from != home && std::find(targets.begin(), targets.end(), home) == targets.end()) targets.push_back(home);
+  return targets;
+}
+
+StatusOr<wire::MoveReply> DeputySession::Move(const std::string& to, MoveCause cause) {
+  Where from;
+  {
+    std::lock_guard<std::mutex> lock(move_mu_);
+    if (job_over_ || deputy_gone_) return FailedPrecondition("the job has ended");
+    if (moving_) return FailedPrecondition("the job is already moving");
+    if (where_.host.empty()) return FailedPrecondition("the job runs at home as an ordinary process");
+    if (!to.empty() && to == where_.host) return FailedPrecondition("the job already runs on " + to);
+    moving_ = true;
+    moving_hint_ = true;
+    from = where_;
+  }
+  if (!to.empty()) {
+    Status known = ctx_.config.AddressOf(to).status();
+    if (!known.ok()) {
+      EndMove();
+      return known;
+    }
+  }
+  const auto t0 = Clock::now();
+  rpc::CheckpointReply ck;
+  Status s = ctx_.pool.With(from.host, "checkpoint job " + std::to_string(from.job_id), [&](rpc::RemoteClient& c) {
+    c.checkpoint_job(ck, from.job_id, /*leave_running=*/false, /*stop=*/true);
+  });
+  if (!s.ok()) {
+    if (cause == MoveCause::kEviction && s.code() == StatusCode::kFailedPrecondition &&
+        (req_.flags & wire::kRunRequeueOk) && stdin_sent_ == 0) {
+      KLOG_INFO("job vpid {} cannot be migrated off {} ({}): requeueing it", peer_.pid, from.host, s.message());
+      auto r = Requeue(from);
+      EndMove();
+      return r;
+    }
+    EndMove();
+    return s.With("cannot move the job");
+  }
+  const auto t_ckpt = Clock::now();
+
+  rpc::RestoreSpec spec;
+  spec.image_path = ck.image_path;
+  spec.creds = ck.creds;
+  spec.home_host = ck.home_host;
+  spec.vpid = ck.vpid;
+  spec.home_ppid = ck.home_ppid;
+  spec.stdout_offset = ck.stdout_offset;
+  spec.stderr_offset = ck.stderr_offset;
+  spec.stdin_offset = ck.stdin_offset;
+  spec.tty_mask = ck.tty_mask;
+  if (ck.__isset.winsize) spec.__set_winsize(ck.winsize);
+  {
+    std::lock_guard<std::mutex> lock(move_mu_);
+    if (held_winsize_) spec.__set_winsize(*held_winsize_);
+  }
+  if (ck.__isset.termios) spec.__set_termios(ck.termios);
+  spec.command = ck.command;
+
+  std::string why_not;
+  Where dest;
+  for (const auto& target : MoveTargets(to, cause, from.host)) {
+    rpc::ExecReply reply;
+    Status r = ctx_.pool.With(target, "restore job", [&](rpc::RemoteClient& c) { c.restore_job(reply, spec); });
+    if (r.ok()) {
+      dest = {target, reply.job_id};
+      break;
+    }
+    KLOG_INFO("job vpid {}: {} did not take it: {}", peer_.pid, target, r.ToString());
+    why_not += (why_not.empty() ? "" : "; ") + r.message();
+  }
+  struct stat st{};
+  const int64_t image_bytes = ::stat(ck.image_path.c_str(), &st) == 0 ? st.st_size : 0;
+  if (dest.host.empty()) {
+    // Nobody took it: the original runs on where it was, as if nothing happened.
+    Status r = ctx_.pool.With(from.host, "resume job", [&](rpc::RemoteClient& c) { c.resume_job(from.job_id); });
+    if (!r.ok()) KLOG_ERROR("job vpid {}: resuming it on {} after a failed move: {}", peer_.pid, from.host, r.ToString());
+    ::unlink(ck.image_path.c_str());
+    EndMove();
+    return FailedPrecondition("no host restored the job (" + why_not + "); it runs on on " + from.host);
+  }
+  const auto t_restored = Clock::now();
+  if (dest.host != ctx_.config.host_name) ctx_.hosts.NoteClaimed(dest.host);
+
+  Switch sw;
+  sw.to = dest;
+  sw.out_from = ck.stdout_offset;
+  sw.err_from = ck.stderr_offset;
+  sw.in_from = ck.stdin_offset;
+  Status switched = SwitchTo(sw);
+  // The original (stopped) goes now, whatever happened to the switch: two copies never run.
+  Status r = ctx_.pool.With(from.host, "release job", [&](rpc::RemoteClient& c) { c.release(from.job_id); });
+  if (!r.ok() && r.code() != StatusCode::kNotFound)
+    KLOG_WARN("job vpid {}: releasing the original on {}: {}", peer_.pid, from.host, r.ToString());
+  if (from.host != ctx_.config.host_name) ctx_.hosts.NoteReleased(from.host);
+  ::unlink(ck.image_path.c_str());  // the restored copy has it all in memory
+  ctx_.jobs.Moved(peer_.pid, dest.host, dest.job_id);
+  EndMove();
+  if (!switched.ok()) return switched;
+
+  wire::MoveReply reply;
+  reply.vpid = peer_.pid;
+  reply.from = from.host;
+  reply.to = dest.host;
+  reply.freeze_ms = std::chrono::duration_cast<std::chrono::milliseconds>(t_restored - t0).count();
+  reply.image_bytes = image_bytes;
+  KLOG_INFO("job vpid {} moved {} -> {} (job {} -> {}): checkpoint {} ms, restore {} ms, image {} bytes", peer_.pid,
+            from.host, dest.host, from.job_id, dest.job_id,
+            std::chrono::duration_cast<std::chrono::milliseconds>(t_ckpt - t0).count(),
+            std::chrono::duration_cast<std::chrono::milliseconds>(t_restored - t_ckpt).count(), image_bytes);
+  return reply;
+}
+
+StatusOr<wire::MoveReply> DeputySession::Requeue(const Where& from) {
+  const auto t0 = Clock::now();
+  // Kill it first: a recipe must never run twice at once (it writes the same files).
+  Status r = ctx_.pool.With(from.host, "release job", [&](rpc::RemoteClient& c) { c.release(from.job_id); });
+  if (!r.ok() && r.code() != StatusCode::kNotFound) return r.With("cannot requeue the job");
+  if (from.host != ctx_.config.host_name) ctx_.hosts.NoteReleased(from.host);
+  rpc::ExecSpec spec = BuildSpec();
+  Where dest;
+  std::string why_not;
+  std::vector<std::string> targets;
+  if (ctx_.config.evict_to == "idle") {
+    for (const auto& h : ctx_.hosts.Candidates(ctx_.config.host_name))
+      if (h != from.host && h != ctx_.config.host_name) targets.push_back(h);
+  }
+  for (const auto& target : targets) {
+    rpc::ExecReply reply;
+    Status s = ctx_.pool.With(target, "start job", [&](rpc::RemoteClient& c) { c.start_job(reply, spec); });
+    if (s.ok()) {
+      dest = {target, reply.job_id};
+      ctx_.hosts.NoteClaimed(target);
+      break;
+    }
+    why_not += (why_not.empty() ? "" : "; ") + s.message();
+  }
+  if (dest.host.empty()) {
+    // Home: its own remoted runs it whatever the owner does there (a job is no guest at home).
+    rpc::ExecReply reply;
+    Status s = ctx_.pool.With(ctx_.config.host_name, "start job", [&](rpc::RemoteClient& c) { c.start_job(reply, spec); });
+    if (!s.ok()) {
+      job_over_ = true;
+      SendError(s.With("the job was requeued after an eviction but no host, home included, takes it (" + why_not + ")"));
+      return s;
+    }
+    dest = {ctx_.config.host_name, reply.job_id};
+  }
+  Switch sw;
+  sw.to = dest;
+  sw.requeue = true;
+  KITE_RETURN_IF_ERROR(SwitchTo(sw));
+  ctx_.jobs.Moved(peer_.pid, dest.host, dest.job_id);
+  wire::MoveReply reply;
+  reply.vpid = peer_.pid;
+  reply.from = from.host;
+  reply.to = dest.host;
+  reply.requeued = 1;
+  reply.freeze_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  KLOG_INFO("job vpid {} requeued: killed on {}, started again on {} as job {}", peer_.pid, from.host, dest.host,
+            dest.job_id);
+  return reply;
+}
+
+Status DeputySession::SwitchTo(const Switch& sw) {
+  std::unique_lock<std::mutex> lock(move_mu_);
+  const uint64_t before = generation_;
+  switch_ = sw;
+  move_cv_.notify_all();
+  if (!move_cv_.wait_for(lock, kSwitchTimeout, [&] { return generation_ != before || job_over_ || deputy_gone_; })) {
+    switch_.reset();
+    return Internal("the relays did not follow the move within " + std::to_string(kSwitchTimeout.count()) + " s");
+  }
+  if (generation_ == before) {
+    switch_.reset();
+    where_ = sw.to;  // the deputy is gone: release what runs now
+    return Aborted("the job ended while it moved");
+  }
+  return OkStatus();
+}
+
+void DeputySession::EndMove() {
+  Where w;
+  std::vector<int> signals;
+  std::optional<rpc::WinSize> winsize;
+  {
+    std::lock_guard<std::mutex> lock(move_mu_);
+    moving_ = false;
+    moving_hint_ = false;
+    w = where_;
+    signals.swap(held_signals_);
+    winsize.swap(held_winsize_);
+    move_cv_.notify_all();
+  }
+  if (job_over_) return;
+  for (int sig : signals) {
+    Status s = ctx_.pool.With(w.host, "signal", [&](rpc::RemoteClient& c) { c.signal_job(w.job_id, sig); });
+    if (!s.ok()) KLOG_WARN("forwarding signal {} to job {} on {}: {}", sig, w.job_id, w.host, s.ToString());
+  }
+  if (winsize) {
+    Status s = ctx_.pool.With(w.host, "resize", [&](rpc::RemoteClient& c) { c.resize(w.job_id, *winsize); });
+    if (!s.ok()) KLOG_WARN("forwarding a window size to job {} on {}: {}", w.job_id, w.host, s.ToString());
+  }
+}
+
+void DeputySession::EvictFrom(const std::string& host) {
+  {
+    std::lock_guard<std::mutex> lock(move_mu_);
+    if (evicting_) return;
+    evicting_ = true;
+  }
+  std::thread([self = shared_from_this(), host] {
+    for (int attempt = 0;; ++attempt) {
+      if (self->job_over_ || self->deputy_gone_ || self->Current().host != host) break;
+      auto r = self->Move("", MoveCause::kEviction);
+      if (r.ok()) break;
+      if (attempt % 10 == 0)
+        KLOG_INFO("job vpid {} cannot leave {} yet: {}", self->peer_.pid, host, r.status().message());
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+    std::lock_guard<std::mutex> lock(self->move_mu_);
+    self->evicting_ = false;
+  }).detach();
 }
 
 }  // namespace kite

@@ -7,15 +7,28 @@
 // window sizes as they come. When the job exits the deputy gets its exact wait status; when the
 // deputy disappears (even by SIGKILL) the job is killed; when the host is lost the deputy gets
 // an error and exits 255.
+//
+// Moves (DESIGN §5, docs/design-notes.md "Migration: the home's side"): Move() checkpoints the
+// job where it runs, leaving the original stopped, restores it on the target and only then
+// switches the relays and kills the original; when no target restores it, the original is
+// resumed where it was. While a move is in flight, signals and window sizes from the deputy
+// are held and delivered to whichever copy runs afterwards, stdin waits, and output is read
+// from the original up to the checkpoint's offsets and from the new copy after them, so the
+// deputy sees every byte once.
+//
+// Lock order: move_mu_ before in_mu_ before send_mu_.
 #pragma once
 
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,12 +44,29 @@ struct PeerCred {
   gid_t gid = 0;
 };
 
-class DeputySession {
+// Why a job moves: the policy differs (DESIGN §5).
+enum class MoveCause {
+  kRequest,   // kite migrate: fails with the reason when the job cannot be checkpointed
+  kEviction,  // the host's owner is back: requeue if the job allows it, default target home
+};
+
+class DeputySession : public std::enable_shared_from_this<DeputySession> {
  public:
   // `fd` is the deputy's connection (owned by the caller, open for the session's lifetime).
+  // Create with std::make_shared: Run() registers a weak pointer in the job table.
   DeputySession(HomeContext& ctx, int fd, PeerCred peer, wire::RunRequest request);
   // Runs the whole session; returns when the job is over or the deputy is gone.
   void Run();
+
+  // Moves the job to `to` (empty: for a request, the least-loaded other idle host, else home;
+  // for an eviction, per config [migration] evict_to). Blocks until the job runs at its new
+  // place, or until it runs on where it was (then the error says why: FAILED_PRECONDITION with
+  // the shim's reason when it cannot be checkpointed, or why no host restored it). At most one
+  // move at a time per job (FAILED_PRECONDITION "already moving").
+  StatusOr<wire::MoveReply> Move(const std::string& to, MoveCause cause);
+  // An eviction of the host the job runs on: Move(kEviction) in the background, retried
+  // every second while the job stays on `host` (a job that cannot move yet, or a busy host).
+  void EvictFrom(const std::string& host);
 
  private:
   struct StdinItem {
@@ -44,8 +74,28 @@ class DeputySession {
     bool eof = false;
   };
 
+  // Where the job runs now (guarded by move_mu_; copied by the relays).
+  struct Where {
+    std::string host;
+    int64_t job_id = 0;
+  };
+  // The mover's instruction to the output relay: from these output offsets of the old copy on,
+  // read the new one. A requeued job starts again at 0: its first bytes (as many as the
+  // deputy already got) are dropped.
+  struct Switch {
+    Where to;
+    int64_t out_from = 0, err_from = 0, in_from = 0;
+    bool requeue = false;
+  };
+
   Status Place(std::string* local_reason);
   rpc::ExecSpec BuildSpec() const;
+  Where Current();
+  // The move's steps (Move holds moving_ throughout).
+  StatusOr<wire::MoveReply> Requeue(const Where& from);
+  Status SwitchTo(const Switch& sw);   // hands over to the relays and waits until they follow
+  void EndMove();                      // moving_ = false, held signals/winsize delivered
+  std::vector<std::string> MoveTargets(const std::string& to, MoveCause cause, const std::string& from) const;
   void RelayOutput();
   void RelayInput();
   void ReadDeputy();
@@ -58,8 +108,21 @@ class DeputySession {
   const int fd_;
   const PeerCred peer_;
   const wire::RunRequest req_;
-  std::string host_;
-  int64_t job_id_ = 0;
+
+  std::mutex move_mu_;
+  std::condition_variable move_cv_;  // moving_, switch_ taken, acks advanced
+  Where where_;                      // GUARDED_BY(move_mu_)
+  bool moving_ = false;              // GUARDED_BY(move_mu_)
+  std::atomic<bool> moving_hint_{false};  // moving_, read without the lock by the relays
+  std::optional<Switch> switch_;     // GUARDED_BY(move_mu_): set by Move, taken by RelayOutput
+  uint64_t generation_ = 0;          // GUARDED_BY(move_mu_): bumped at every switch
+  std::atomic<uint64_t> generation_hint_{0};  // generation_, for the input relay's stdin wait
+  int64_t in_from_ = 0;              // GUARDED_BY(move_mu_): stdin restarts here after a switch
+  int64_t out_ack_ = 0, err_ack_ = 0;  // GUARDED_BY(move_mu_): what the deputy got (stream offsets)
+  std::vector<int> held_signals_;    // GUARDED_BY(move_mu_): arrived during a move
+  std::optional<rpc::WinSize> held_winsize_;  // GUARDED_BY(move_mu_)
+  bool evicting_ = false;            // GUARDED_BY(move_mu_): an EvictFrom thread runs
+  std::atomic<int64_t> stdin_sent_{0};  // bytes of stdin accepted by some copy (requeue needs 0)
 
   std::mutex send_mu_;  // serialises writes to fd_
 

@@ -4,6 +4,7 @@
 #include <cerrno>
 
 #include "common/log.h"
+#include "homed/deputy_session.h"
 #include "homed/local_server.h"
 
 namespace kite {
@@ -14,6 +15,20 @@ void HomeHandler::report_state(const rpc::HostStatus& status) {
     return;
   }
   ctx_.hosts.Update(status);
+}
+
+void HomeHandler::evict_jobs(std::vector<int64_t>& known, const std::string& host,
+                             const std::vector<int64_t>& job_ids) {
+  if (ctx_.config.hosts.count(host) == 0) {
+    KLOG_WARN("eviction request from a host not in this cluster's config: '{}'", host);
+    return;
+  }
+  for (int64_t id : job_ids) {
+    auto session = ctx_.jobs.SessionOf(host, id);
+    if (!session) continue;
+    known.push_back(id);
+    session->EvictFrom(host);
+  }
 }
 
 int32_t HomeHandler::kill(int32_t pid, int32_t signo, const rpc::Credentials& caller) {

@@ -12,6 +12,9 @@ class HomeHandler : public rpc::HomeIf {
   explicit HomeHandler(HomeContext& ctx) : ctx_(ctx) {}
   void report_state(const rpc::HostStatus& status) override;
   int32_t kill(int32_t pid, int32_t signo, const rpc::Credentials& caller) override;
+  // Starts moving each known job away from `host` (DeputySession::EvictFrom) and returns their
+  // ids; a host not in the cluster config gets an empty list.
+  void evict_jobs(std::vector<int64_t>& known, const std::string& host, const std::vector<int64_t>& job_ids) override;
 
  private:
   HomeContext& ctx_;

@@ -18,6 +18,30 @@ void JobTable::Remove(pid_t vpid) {
   jobs_.erase(vpid);
 }
 
+void JobTable::Moved(pid_t vpid, const std::string& host, int64_t job_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(vpid);
+  if (it == jobs_.end()) return;
+  it->second.host = host;
+  it->second.job_id = job_id;
+}
+
+std::shared_ptr<DeputySession> JobTable::Session(pid_t vpid, uid_t* owner) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(vpid);
+  if (it == jobs_.end()) return nullptr;
+  *owner = it->second.uid;
+  return it->second.session.lock();
+}
+
+std::shared_ptr<DeputySession> JobTable::SessionOf(const std::string& host, int64_t job_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [vpid, rec] : jobs_) {
+    if (!rec.local && rec.host == host && rec.job_id == job_id) return rec.session.lock();
+  }
+  return nullptr;
+}
+
 std::vector<JobRecord> JobTable::List(uid_t uid, bool all_users) {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<JobRecord> out;

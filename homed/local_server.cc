@@ -157,7 +157,7 @@ void LocalServer::Handle(int fd) {
       ReplyError(fd, InvalidArgument("the working directory must be an absolute path"));
       return;
     }
-    DeputySession(ctx_, fd, peer, std::move(req)).Run();
+    std::make_shared<DeputySession>(ctx_, fd, peer, std::move(req))->Run();
     return;
   }
   HandleQuery(fd, peer, type, body);
@@ -207,6 +207,41 @@ std::vector<wire::TopHost> LocalServer::HostInfos() const {
     }
   }
   return out;
+}
+
+Status LocalServer::EvictHost(const std::string& host, wire::EvictReply* reply) {
+  // The owner override is what eviction means: the host's remoted sends every guest home (or
+  // elsewhere) and takes no new ones until `kite owner HOST auto`.
+  rpc::HostStatus st;
+  KITE_RETURN_IF_ERROR(ctx_.pool.With(host, "status", [&](rpc::RemoteClient& c) { c.status(st); }));
+  reply->guests_before = static_cast<int32_t>(st.guests.size());
+  const int64_t previous_clear = st.last_clear_ms;
+  KITE_RETURN_IF_ERROR(
+      ctx_.pool.With(host, "set owner", [&](rpc::RemoteClient& c) { c.set_owner(rpc::OwnerOverride::FORCE_ACTIVE); }));
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + kEvictWait;
+  for (;;) {
+    KITE_RETURN_IF_ERROR(ctx_.pool.With(host, "status", [&](rpc::RemoteClient& c) { c.status(st); }));
+    reply->guests_left = static_cast<int32_t>(st.guests.size());
+    if (st.guests.empty()) break;
+    if (std::chrono::steady_clock::now() > deadline) return OkStatus();  // guests_left says how many stay
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (reply->guests_before == 0) {
+    reply->clear_ms = 0;
+  } else {
+    // The host's own figure, from the owner's return to its last guest gone; ours as a bound.
+    for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+         st.last_clear_ms == previous_clear && std::chrono::steady_clock::now() < until;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      KITE_RETURN_IF_ERROR(ctx_.pool.With(host, "status", [&](rpc::RemoteClient& c) { c.status(st); }));
+    }
+    reply->clear_ms = st.last_clear_ms != previous_clear
+                          ? st.last_clear_ms
+                          : std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start)
+                                .count();
+  }
+  return OkStatus();
 }
 
 void LocalServer::HandleQuery(int fd, const PeerCred& peer, wire::MsgType type, const std::string& body) {
@@ -275,6 +310,32 @@ void LocalServer::HandleQuery(int fd, const PeerCred& peer, wire::MsgType type, 
       Status s = ctx_.pool.With(m.host, "set owner", [&](rpc::RemoteClient& c) { c.set_owner(mode); });
       if (!s.ok()) return ReplyError(fd, s);
       wire::Send(fd, wire::MsgType::kOk);
+      return;
+    }
+    case wire::MsgType::kMigrate: {
+      wire::MigrateMsg m;
+      if (wire::DecodeBody(body, &m) != 0) return ReplyError(fd, InvalidArgument("malformed migrate request"));
+      uid_t owner = 0;
+      auto session = ctx_.jobs.Session(m.vpid, &owner);
+      if (!session || (owner != peer.uid && peer.uid != 0)) {
+        // Someone else's job is "no such job" too: its existence is not the caller's business.
+        return ReplyError(fd, NotFound("no remote job " + std::to_string(m.vpid) + " of yours has its home on " +
+                                       ctx_.config.host_name + " (kite ps lists them)"));
+      }
+      auto moved = session->Move(m.to, MoveCause::kRequest);
+      if (!moved.ok()) return ReplyError(fd, moved.status());
+      wire::Send(fd, wire::MsgType::kMoveReply, *moved);
+      return;
+    }
+    case wire::MsgType::kEvict: {
+      wire::EvictMsg m;
+      if (wire::DecodeBody(body, &m) != 0) return ReplyError(fd, InvalidArgument("malformed evict request"));
+      if (peer.uid != 0) return ReplyError(fd, PermissionDenied("only root may evict a host"));
+      if (auto addr = ctx_.config.AddressOf(m.host); !addr.ok()) return ReplyError(fd, addr.status());
+      wire::EvictReply reply;
+      Status s = EvictHost(m.host, &reply);
+      if (!s.ok()) return ReplyError(fd, s);
+      wire::Send(fd, wire::MsgType::kEvictReply, reply);
       return;
     }
     case wire::MsgType::kKill: {

@@ -31,6 +31,9 @@ class LocalServer {
  private:
   void Handle(int fd);
   void HandleQuery(int fd, const PeerCred& peer, wire::MsgType type, const std::string& body);
+  // kite evict: forces `host`'s owner active and waits (kEvictWait at most) for its guests to go.
+  Status EvictHost(const std::string& host, wire::EvictReply* reply);
+  static constexpr std::chrono::seconds kEvictWait{120};
   // Every host (those in the config that never reported as "unreachable") with its guests.
   std::vector<wire::TopHost> HostInfos() const;
 

@@ -75,6 +75,9 @@ struct JobManager::Job {
   int tty_mask = 0;
   std::optional<rpc::WinSize> winsize;
   std::string ckpt_dir;   // its KITE_CKPT_DIR; empty: not checkpointable
+  // Restored here because this is its home (a job coming home): it takes no guest slot and is
+  // no guest (not evicted, not in Guests()).
+  bool at_home = false;
 
   // Fds. Set by Start before the job reaches the I/O thread; from then on changed (closed)
   // only by the I/O thread with mu_ held. -1: closed or absent.
@@ -95,6 +98,7 @@ struct JobManager::Job {
   int64_t stdin_unread = -1;   // GUARDED_BY(mu_): bytes left in the stdin pipe when it was closed
   bool input_paused = false;   // GUARDED_BY(mu_): checkpointing: nothing more is written to stdin
   bool checkpointing = false;  // GUARDED_BY(mu_): a Checkpoint() call is in flight
+  bool move_stopped = false;   // GUARDED_BY(mu_): stopped by checkpoint_job(stop) until release/resume
   Phase phase = Phase::kRunning;  // GUARDED_BY(mu_)
   bool root_reaped = false;       // GUARDED_BY(mu_)
   int wait_status = 0;            // GUARDED_BY(mu_)
@@ -181,7 +185,7 @@ LaunchOptions JobManager::CurrentLaunchOptions() {
 
 StatusOr<int64_t> JobManager::Start(const rpc::ExecSpec& spec) { return StartJob(spec, nullptr); }
 
-StatusOr<int64_t> JobManager::StartJob(const rpc::ExecSpec& spec, const Resume* resume) {
+StatusOr<int64_t> JobManager::StartJob(const rpc::ExecSpec& spec, const ResumePoint* resume) {
   LaunchOptions options = CurrentLaunchOptions();
   std::string ckpt_dir;
   if (!options.shim_path.empty() && spec.creds.uid >= 0 && spec.creds.gid >= 0 &&
@@ -195,23 +199,33 @@ StatusOr<int64_t> JobManager::StartJob(const rpc::ExecSpec& spec, const Resume* 
   }
   options.ckpt_dir = ckpt_dir;
   KITE_ASSIGN_OR_RETURN(auto launcher, JobLauncher::Prepare(spec, options));
-  switch (owner_->state()) {
-    case rpc::HostState::IDLE: break;
-    case rpc::HostState::OWNER_ACTIVE:
-      return FailedPrecondition("host " + config_.host_name + " takes no guests: its owner is active");
-    default:
-      return FailedPrecondition("host " + config_.host_name + " takes no guests: it is draining");
+  // A job whose home is this host is no guest here (it came home after an eviction, or was
+  // requeued there): the owner's state and the guest slots do not apply to it.
+  const bool at_home = spec.home_host == config_.host_name;
+  if (!at_home) {
+    switch (owner_->state()) {
+      case rpc::HostState::IDLE: break;
+      case rpc::HostState::OWNER_ACTIVE:
+        return FailedPrecondition("host " + config_.host_name + " takes no guests: its owner is active");
+      default:
+        return FailedPrecondition("host " + config_.host_name + " takes no guests: it is draining");
+    }
   }
   auto job = std::make_shared<Job>();
+  job->at_home = at_home;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (shutting_down_) return Unavailable("kite-remoted on " + config_.host_name + " is shutting down");
-    std::string unfair;
-    if (!fair_.Admit(spec.home_host, Clock::now(), &unfair)) return ResourceExhausted(config_.host_name + ": " + unfair);
-    if (used_slots_ >= config_.slots)
-      return ResourceExhausted("all " + std::to_string(config_.slots) + " guest slots of " + config_.host_name + " are taken");
-    ++used_slots_;
-    fair_.Acquired(spec.home_host);
+    if (!at_home) {
+      std::string unfair;
+      if (!fair_.Admit(spec.home_host, Clock::now(), &unfair))
+        return ResourceExhausted(config_.host_name + ": " + unfair);
+      if (used_slots_ >= config_.slots)
+        return ResourceExhausted("all " + std::to_string(config_.slots) + " guest slots of " + config_.host_name +
+                                 " are taken");
+      ++used_slots_;
+      fair_.Acquired(spec.home_host);
+    }
     ++starting_;
     job->id = next_id_++;
   }
@@ -256,8 +270,10 @@ StatusOr<int64_t> JobManager::StartJob(const rpc::ExecSpec& spec, const Resume* 
       std::lock_guard<std::mutex> lock(mu_);
       auto it = roots_.find(job->pid);
       if (it != roots_.end() && it->second == job) roots_.erase(it);
-      --used_slots_;
-      fair_.Released(spec.home_host);
+      if (!at_home) {
+        --used_slots_;
+        fair_.Released(spec.home_host);
+      }
       if (--starting_ == 0) state_cv_.notify_all();
     }
     cgroups_.KillAll(job->id, kKillTimeout);
@@ -356,6 +372,22 @@ bool PathExists(const std::string& path) {
   return ::lstat(path.c_str(), &st) == 0;
 }
 
+// Whether process `pid` is stopped (state T in /proc/<pid>/stat).
+bool IsStopped(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'T';
+}
+
+// The command name of process `pid` ("" when it is gone).
+std::string CommOf(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+  std::string comm;
+  std::getline(in, comm);
+  return comm;
+}
+
 // The shim's one-line reason in a .err file.
 std::string ReadReason(const std::string& path) {
   std::ifstream in(path);
@@ -367,7 +399,8 @@ std::string ReadReason(const std::string& path) {
 
 }  // namespace
 
-StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, bool leave_running) {
+StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoint after) {
+  const bool leave_running = after == AfterCheckpoint::kRun;
   const std::string name = "job " + std::to_string(id);
   std::shared_ptr<Job> job;
   std::string img, err;
@@ -383,6 +416,7 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, bool leave_run
       return FailedPrecondition(name + " cannot be checkpointed: it runs without the kite shim or a checkpoint "
                                 "directory");
     if (job->checkpointing) return FailedPrecondition(name + " is already being checkpointed");
+    if (job->move_stopped) return FailedPrecondition(name + " is stopped by a checkpoint: release or resume it first");
     const std::string base = job->ckpt_dir + "/" + std::to_string(job->pid);
     img = base + ".img";
     err = base + ".err";
@@ -390,7 +424,9 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, bool leave_run
     ::unlink(err.c_str());
     // The root is not reaped (that happens under mu_), so its pid is still its own.
     union sigval v;
-    v.sival_int = leave_running ? shim::kCheckpointContinue : shim::kCheckpointExit;
+    v.sival_int = after == AfterCheckpoint::kRun    ? shim::kCheckpointContinue
+                  : after == AfterCheckpoint::kStop ? shim::kCheckpointStop
+                                                    : shim::kCheckpointExit;
     if (::sigqueue(job->pid, shim::kCheckpointSignal, v) < 0) return PosixError("signalling " + name, errno);
     job->checkpointing = true;
     job->input_paused = true;  // stdin stays in the queue from here: the offset is exact
@@ -420,7 +456,7 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, bool leave_run
     WakeIo();
   };
 
-  // Wait for the image or the refusal.
+  // Wait for the image or the refusal (in stop mode: the image and the stop).
   const auto deadline = Clock::now() + kCheckpointTimeout;
   for (;;) {
     bool reaped;
@@ -428,7 +464,7 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, bool leave_run
       std::lock_guard<std::mutex> lock(mu_);
       reaped = job->root_reaped;
     }
-    if (PathExists(img)) break;
+    if (PathExists(img) && (after != AfterCheckpoint::kStop || reaped || IsStopped(job->pid))) break;
     if (PathExists(err)) {
       std::string reason = ReadReason(err);
       ::unlink(err.c_str());
@@ -470,12 +506,21 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, bool leave_run
     r.winsize = *job->winsize;
     r.__isset.winsize = true;
   }
-  if (!leave_running) {
+  if (after == AfterCheckpoint::kExit) {
     // The root killed itself after the image: wait until everything it wrote is buffered.
     if (!job->cv.wait_for(lock, kKillTimeout + kReapTimeout,
                           [&] { return job->phase == Job::Phase::kExited || job->released; }))
       KLOG_WARN("{}: output not drained {} s after its checkpoint", name,
                 std::chrono::duration_cast<std::chrono::seconds>(kKillTimeout + kReapTimeout).count());
+  } else if (after == AfterCheckpoint::kStop) {
+    // The root is stopped; what it wrote before is in its pipes or pty until the I/O thread
+    // has read it. Wait until they are empty (or the buffers are full: the home reads on).
+    job->move_stopped = true;
+    const auto drain_deadline = Clock::now() + kKillTimeout;
+    while (Clock::now() < drain_deadline && !job->released && job->phase == Job::Phase::kRunning &&
+           !OutputDrainedLocked(*job)) {
+      job->cv.wait_for(lock, std::chrono::milliseconds(2));
+    }
   }
   r.stdout_offset = job->out[kStdout].end();
   r.stderr_offset = job->out[kStderr].end();
@@ -495,8 +540,37 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, bool leave_run
   lock.unlock();
   if (leave_running) WakeIo();
   KLOG_INFO("{} checkpointed to {} (stdout {} stderr {} stdin {}){}", name, r.image_path, r.stdout_offset,
-            r.stderr_offset, r.stdin_offset, leave_running ? ", left running" : "");
+            r.stderr_offset, r.stdin_offset,
+            leave_running ? ", left running" : after == AfterCheckpoint::kStop ? ", left stopped" : "");
   return r;
+}
+
+bool JobManager::OutputDrainedLocked(const Job& job) const {
+  for (const Job::Source& src : job.src) {
+    if (src.fd < 0 || src.eof) continue;
+    int pending = 0;
+    if (::ioctl(src.fd, FIONREAD, &pending) == 0 && pending > 0) {
+      if (job.out[src.stream].full()) continue;  // backpressure: the home drains it later
+      return false;
+    }
+  }
+  return true;
+}
+
+Status JobManager::Resume(int64_t id) {
+  const std::string name = "job " + std::to_string(id);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::shared_ptr<Job> job = FindLocked(id);
+    if (!job) return NotFound("no " + name + " on " + config_.host_name);
+    if (!job->move_stopped) return FailedPrecondition(name + " is not stopped by a checkpoint");
+    job->move_stopped = false;
+    job->input_paused = false;
+    if (!job->root_reaped) ::kill(-job->pid, SIGCONT);
+  }
+  WakeIo();
+  KLOG_INFO("{} resumed where it was (its move did not happen)", name);
+  return OkStatus();
 }
 
 StatusOr<int64_t> JobManager::Restore(const rpc::RestoreSpec& spec) {
@@ -525,7 +599,7 @@ StatusOr<int64_t> JobManager::Restore(const rpc::RestoreSpec& spec) {
   e.home_host = spec.home_host;
   e.vpid = spec.vpid;
   e.home_ppid = spec.home_ppid;
-  Resume r;
+  ResumePoint r;
   r.stdout_offset = spec.stdout_offset;
   r.stderr_offset = spec.stderr_offset;
   r.stdin_offset = spec.stdin_offset;
@@ -534,7 +608,50 @@ StatusOr<int64_t> JobManager::Restore(const rpc::RestoreSpec& spec) {
   // The restored shim keeps the checkpoint directory it was started with (in its memory):
   // its next image lands beside this one.
   r.ckpt_dir = spec.image_path.substr(0, spec.image_path.rfind('/'));
-  return StartJob(e, &r);
+  KITE_ASSIGN_OR_RETURN(int64_t id, StartJob(e, &r));
+  Status restored = AwaitRestored(id);
+  if (!restored.ok()) {
+    Status released = Release(id);
+    if (!released.ok() && released.code() != StatusCode::kNotFound)
+      KLOG_WARN("job {}: release after a failed restore: {}", id, released.ToString());
+    return restored;
+  }
+  return id;
+}
+
+Status JobManager::AwaitRestored(int64_t id) {
+  // kite-restore names the process after the restored program (PR_SET_NAME) once every region,
+  // file and identity is back, past its point of no return; until then it is "kite-restore".
+  // So a restore_job that returns OK has a job that runs, and one that fails leaves the
+  // checkpointed original (stopped by checkpoint_job(stop)) the home's to resume.
+  const auto deadline = Clock::now() + kCheckpointTimeout;
+  for (;;) {
+    pid_t pid;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      std::shared_ptr<Job> job = FindLocked(id);
+      if (!job) return Aborted("job " + std::to_string(id) + " was released while it was being restored");
+      if (job->root_reaped) {
+        // Wait for its stderr (kite-restore's reason), then report the exit.
+        job->cv.wait_for(lock, kDrainAfterExit * 2, [&] { return job->phase == Job::Phase::kExited; });
+        std::string why;
+        job->out[kStderr].Read(job->out[kStderr].begin(), 4096, &why);
+        while (!why.empty() && (why.back() == '\n' || why.back() == '\r')) why.pop_back();
+        const int st = job->wait_status;
+        std::string how = WIFEXITED(st) ? "exited with status " + std::to_string(WEXITSTATUS(st))
+                                        : "was killed by signal " + std::to_string(WTERMSIG(st));
+        return FailedPrecondition("kite-restore on " + config_.host_name + " " + how +
+                                  (why.empty() ? std::string() : ": " + why));
+      }
+      pid = job->pid;
+    }
+    std::string comm = CommOf(pid);
+    if (!comm.empty() && comm != "kite-restore") return OkStatus();
+    if (Clock::now() > deadline)
+      return Unavailable("kite-restore on " + config_.host_name + " did not finish within " +
+                         std::to_string(kCheckpointTimeout.count()) + " s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 namespace {
@@ -614,8 +731,10 @@ Status JobManager::Release(int64_t id) {
                  std::chrono::duration_cast<std::chrono::seconds>(kReapTimeout).count());
     job->released = true;
     jobs_.erase(id);
-    --used_slots_;
-    fair_.Released(job->home_host);
+    if (!job->at_home) {
+      --used_slots_;
+      fair_.Released(job->home_host);
+    }
     job->cv.notify_all();
   }
   WakeIo();  // closes the job's fds
@@ -676,6 +795,7 @@ std::vector<rpc::GuestJob> JobManager::Guests() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<rpc::GuestJob> guests;
   for (const auto& [id, job] : jobs_) {
+    if (job->at_home) continue;
     rpc::GuestJob g;
     g.job_id = id;
     g.home_host = job->home_host;

@@ -45,6 +45,13 @@
 
 namespace kite {
 
+// What a checkpointed job does once its image is written (checkpoint_job's flags).
+enum class AfterCheckpoint {
+  kExit,  // it is gone (SIGKILL): the image is the job now
+  kRun,   // it runs on (an image kept for later: kite checkpoint)
+  kStop,  // it waits stopped until Release (moved) or Resume (the move failed)
+};
+
 class JobManager {
  public:
   using Clock = std::chrono::steady_clock;
@@ -75,12 +82,19 @@ class JobManager {
   Status Resize(int64_t job, const rpc::WinSize& winsize);
   // checkpoint_job (IDL): pauses the job's stdin, asks its root for an image (the shim's
   // protocol, syscall-shim/checkpoint/checkpoint_protocol.h) and waits up to
-  // kCheckpointTimeout. Unless leave_running the root then kills itself; this waits for its
-  // output to drain so the offsets returned are where it stopped. FAILED_PRECONDITION: the
-  // job refused (the reason is the shim's) or has exited; it keeps running.
-  StatusOr<rpc::CheckpointReply> Checkpoint(int64_t job, bool leave_running);
+  // kCheckpointTimeout. kExit: the root then kills itself; kStop: it stops itself and stays
+  // until Release or Resume; either way this waits for its output to drain so the offsets
+  // returned are where it stopped. kRun: it runs on. FAILED_PRECONDITION: the job refused
+  // (the reason is the shim's), has exited, or is already stopped by a checkpoint; it keeps
+  // running.
+  StatusOr<rpc::CheckpointReply> Checkpoint(int64_t job, AfterCheckpoint after);
+  // resume_job (IDL): a job stopped by Checkpoint(kStop) runs on (SIGCONT, stdin flows).
+  Status Resume(int64_t job);
   // restore_job (IDL): checks the image (JobCheckpoint::ValidateImage), then starts
-  // kite-restore on it as a job like Start, its offsets continuing the checkpointed job's.
+  // kite-restore on it as a job like Start, its offsets continuing the checkpointed job's, and
+  // returns once kite-restore has handed over to the restored program. A job whose home is
+  // this host takes no slot and ignores the owner's state. FAILED_PRECONDITION with
+  // kite-restore's reason when it refused or failed (the new job is released).
   StatusOr<int64_t> Restore(const rpc::RestoreSpec& spec);
   static constexpr std::chrono::seconds kCheckpointTimeout{30};
   // Kills whatever is left of the job (its process group and everything in its cgroups),
@@ -100,13 +114,15 @@ class JobManager {
  private:
   struct Job;
   // Where a restored job's streams continue (restore_job), or null for a fresh job.
-  struct Resume {
+  struct ResumePoint {
     int64_t stdout_offset = 0, stderr_offset = 0, stdin_offset = 0;
     std::string termios;  // raw struct termios for the new pty, or empty
     std::string command;  // for display
     std::string ckpt_dir; // where the restored shim writes its next image
   };
-  StatusOr<int64_t> StartJob(const rpc::ExecSpec& spec, const Resume* resume);
+  StatusOr<int64_t> StartJob(const rpc::ExecSpec& spec, const ResumePoint* resume);
+  Status AwaitRestored(int64_t id);
+  bool OutputDrainedLocked(const Job& job) const;  // REQUIRES(mu_)
   JobManager(const Config& config, const OwnerMonitor* owner, UniqueFd epoll, UniqueFd wake);
   LaunchOptions CurrentLaunchOptions();
   std::shared_ptr<Job> FindLocked(int64_t id) const;  // REQUIRES(mu_)

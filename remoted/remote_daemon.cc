@@ -4,6 +4,7 @@
 #include "common/log.h"
 #include "common/rpc.h"
 #include "kite/rpc/Remote.h"
+#include "remoted/evictor.h"
 #include "remoted/job_manager.h"
 #include "remoted/owner_monitor.h"
 #include "remoted/remote_handler.h"
@@ -19,7 +20,8 @@ class RemoteDaemonImpl {
 
   Status Init() {
     KITE_ASSIGN_OR_RETURN(jobs_, JobManager::Create(config_, &owner_));
-    publisher_ = std::make_unique<StatePublisher>(config_, tls_, jobs_.get(), &owner_);
+    evictor_ = std::make_unique<Evictor>(config_, tls_, jobs_.get(), &owner_);
+    publisher_ = std::make_unique<StatePublisher>(config_, tls_, jobs_.get(), &owner_, evictor_.get());
     auto handler = std::make_shared<RemoteHandler>(jobs_.get(), &owner_, publisher_.get());
     auto processor = std::make_shared<rpc::RemoteProcessor>(handler);
     KITE_ASSIGN_OR_RETURN(server_, MakeServer(*tls_, config_.listen_address, config_.remote_port, processor));
@@ -36,6 +38,7 @@ class RemoteDaemonImpl {
     KLOG_INFO("kite-remoted for {} serving port {} with {} guest slot(s), cgroups: {} (host level), jobs {}",
               config_.host_name, config_.remote_port, config_.slots, Join(cg.controllers()), job_groups);
     publisher_->Start();
+    evictor_->Start();
     Status result;
     try {
       server_->serve();
@@ -44,6 +47,7 @@ class RemoteDaemonImpl {
     }
     // No new guests while the old ones are killed; homes see DRAINING until we are gone.
     owner_.BeginDrain();
+    evictor_->Stop();  // shutting down kills the guests; nobody is asked to move them
     jobs_->Shutdown();
     publisher_->Stop();
     return result;
@@ -65,6 +69,7 @@ class RemoteDaemonImpl {
   std::shared_ptr<TlsContext> tls_;
   OwnerMonitor owner_;
   std::unique_ptr<JobManager> jobs_;
+  std::unique_ptr<Evictor> evictor_;
   std::unique_ptr<StatePublisher> publisher_;
   std::shared_ptr<apache::thrift::server::TServer> server_;
 };

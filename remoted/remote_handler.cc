@@ -40,11 +40,15 @@ void RemoteHandler::set_owner(rpc::OwnerOverride::type mode) {
   KLOG_INFO("owner override set to {} by a cluster peer", static_cast<int>(mode));
 }
 
-void RemoteHandler::checkpoint_job(rpc::CheckpointReply& out, int64_t job_id, bool leave_running) {
-  auto r = jobs_->Checkpoint(job_id, leave_running);
+void RemoteHandler::checkpoint_job(rpc::CheckpointReply& out, int64_t job_id, bool leave_running, bool stop) {
+  auto r = jobs_->Checkpoint(job_id, leave_running ? AfterCheckpoint::kRun
+                                     : stop        ? AfterCheckpoint::kStop
+                                                   : AfterCheckpoint::kExit);
   ThrowIfError(r.status());
   out = std::move(r).value();
 }
+
+void RemoteHandler::resume_job(int64_t job_id) { ThrowIfError(jobs_->Resume(job_id)); }
 
 void RemoteHandler::restore_job(rpc::ExecReply& out, const rpc::RestoreSpec& spec) {
   auto id = jobs_->Restore(spec);

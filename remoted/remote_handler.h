@@ -26,7 +26,8 @@ class RemoteHandler : public rpc::RemoteIf {
   void release(int64_t job_id) override;
   // Accepted from any caller: every connection is mutual TLS, so the caller is a cluster host.
   void set_owner(rpc::OwnerOverride::type mode) override;
-  void checkpoint_job(rpc::CheckpointReply& out, int64_t job_id, bool leave_running) override;
+  void checkpoint_job(rpc::CheckpointReply& out, int64_t job_id, bool leave_running, bool stop) override;
+  void resume_job(int64_t job_id) override;
   void restore_job(rpc::ExecReply& out, const rpc::RestoreSpec& spec) override;
 
  private:

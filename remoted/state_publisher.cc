@@ -40,8 +40,8 @@ int64_t WallNowMs() {
 }  // namespace
 
 StatePublisher::StatePublisher(const Config& config, std::shared_ptr<TlsContext> tls, JobManager* jobs,
-                               OwnerMonitor* owner)
-    : config_(config), tls_(std::move(tls)), jobs_(jobs), owner_(owner) {}
+                               OwnerMonitor* owner, const Evictor* evictor)
+    : config_(config), tls_(std::move(tls)), jobs_(jobs), owner_(owner), evictor_(evictor) {}
 
 StatePublisher::~StatePublisher() { Stop(); }
 
@@ -49,6 +49,10 @@ rpc::HostStatus StatePublisher::BuildStatus() const {
   rpc::HostStatus s;
   s.host = config_.host_name;
   s.state = owner_->state();
+  if (evictor_ != nullptr) {
+    if (s.state == rpc::HostState::OWNER_ACTIVE && evictor_->evicting()) s.state = rpc::HostState::DRAINING;
+    s.last_clear_ms = evictor_->last_clear_ms();
+  }
   s.override_mode = owner_->override_mode();
   s.load1 = ReadLoad1();
   s.slots = jobs_->slots();

@@ -16,6 +16,7 @@
 #include "common/config.h"
 #include "common/rpc.h"
 #include "kite/rpc/kite_types.h"
+#include "remoted/evictor.h"
 #include "remoted/job_manager.h"
 #include "remoted/owner_monitor.h"
 
@@ -30,7 +31,8 @@ class StatePublisher {
 
   // `jobs` and `owner` outlive the publisher. `tls` may be null: then nothing is sent
   // (the measurements still run).
-  StatePublisher(const Config& config, std::shared_ptr<TlsContext> tls, JobManager* jobs, OwnerMonitor* owner);
+  StatePublisher(const Config& config, std::shared_ptr<TlsContext> tls, JobManager* jobs, OwnerMonitor* owner,
+                 const Evictor* evictor = nullptr);
   ~StatePublisher();  // Stop()
 
   void Start();
@@ -52,6 +54,7 @@ class StatePublisher {
   const std::shared_ptr<TlsContext> tls_;
   JobManager* const jobs_;
   OwnerMonitor* const owner_;
+  const Evictor* const evictor_;  // may be null
   std::vector<std::unique_ptr<Peer>> peers_;
   std::thread tick_thread_;
 

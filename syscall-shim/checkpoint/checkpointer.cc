@@ -157,12 +157,12 @@ void Checkpointer::Handle(const siginfo_t* info, void* ucontext) {
   {
     DumpArena arena;
     long e = 0;
-    if (mode != kCheckpointContinue && mode != kCheckpointExit) {
-      err.Set("unknown checkpoint request (sigqueue value must be 1 or 2)");
+    if (mode != kCheckpointContinue && mode != kCheckpointExit && mode != kCheckpointStop) {
+      err.Set("unknown checkpoint request (sigqueue value must be 1, 2 or 3)");
     } else if (!arena.Init(&e)) {
       err.SetErrno("mapping the checkpoint arena", e);
     } else {
-      ok = DumpImage(tmp, mode == kCheckpointExit, ucontext, &arena, &pending, &err);
+      ok = DumpImage(tmp, mode != kCheckpointContinue, ucontext, &arena, &pending, &err);
       if (ok) {
         long r = raw::Syscall(SYS_rename, raw::Arg(tmp), raw::Arg(img));
         if (raw::Failed(r)) ok = err.SetErrno("renaming the image into place", r);
@@ -170,14 +170,19 @@ void Checkpointer::Handle(const siginfo_t* info, void* ucontext) {
     }
     if (ok) {
       raw::Syscall(SYS_unlink, raw::Arg(errp));
-      if (mode == kCheckpointExit) {
-        // The image is durable; the original must never run on after a migration image.
+      if (mode != kCheckpointContinue) {
+        // The image is durable; the original must never run on after a migration image (Exit),
+        // or only when the controller says the move failed (Stop: SIGCONT).
         long d = OpenFile(dir_, O_RDONLY | O_DIRECTORY);
         if (!raw::Failed(d)) {
           raw::Syscall(SYS_fsync, d);
           CloseFd(static_cast<int>(d));
         }
-        for (;;) raw::Syscall(SYS_kill, raw::Syscall(SYS_getpid), SIGKILL);
+        if (mode == kCheckpointExit) {
+          for (;;) raw::Syscall(SYS_kill, raw::Syscall(SYS_getpid), SIGKILL);
+        }
+        // SIGSTOP cannot be blocked: it stops us here, inside the handler, until SIGCONT.
+        raw::Syscall(SYS_kill, raw::Syscall(SYS_getpid), SIGSTOP);
       }
     } else {
       raw::Syscall(SYS_unlink, raw::Arg(tmp));

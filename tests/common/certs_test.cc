@@ -27,6 +27,7 @@ class CountingHome : public rpc::HomeIf {
  public:
   void report_state(const rpc::HostStatus&) override { ++reports; }
   int32_t kill(int32_t pid, int32_t, const rpc::Credentials&) override { return pid == 1 ? 0 : 3; }
+  void evict_jobs(std::vector<int64_t>&, const std::string&, const std::vector<int64_t>&) override {}
   std::atomic<int> reports{0};
 };
 

@@ -32,7 +32,8 @@ class NullRemote : public rpc::RemoteIf {
   void resize(int64_t, const rpc::WinSize&) override { ++calls; }
   void release(int64_t) override { ++calls; }
   void set_owner(rpc::OwnerOverride::type) override { ++calls; }
-  void checkpoint_job(rpc::CheckpointReply&, int64_t, bool) override { ++calls; }
+  void checkpoint_job(rpc::CheckpointReply&, int64_t, bool, bool) override { ++calls; }
+  void resume_job(int64_t) override { ++calls; }
   void restore_job(rpc::ExecReply&, const rpc::RestoreSpec&) override { ++calls; }
   int calls = 0;
   size_t argv_total = 0;
@@ -42,6 +43,7 @@ class NullHome : public rpc::HomeIf {
  public:
   void report_state(const rpc::HostStatus&) override { ++calls; }
   int32_t kill(int32_t, int32_t, const rpc::Credentials&) override { return ++calls; }
+  void evict_jobs(std::vector<int64_t>&, const std::string&, const std::vector<int64_t>&) override { ++calls; }
   int calls = 0;
 };
 

@@ -7,6 +7,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "common/config.h"
@@ -106,7 +108,7 @@ TEST_F(MigrateDriver, JobMovesFromNode2ToNode3) {
   ASSERT_THAT(before, HasSubstr("\n20\n"));
 
   rpc::CheckpointReply ck;
-  ASSERT_OK(Call("checkpoint_job", [&] { (*node2)->checkpoint_job(ck, started.job_id, false); }));
+  ASSERT_OK(Call("checkpoint_job", [&] { (*node2)->checkpoint_job(ck, started.job_id, false, false); }));
   EXPECT_THAT(ck.image_path, ::testing::StartsWith("/kite/.kite-ckpt/node2/65534/"));
   before += Read(*node2, started.job_id, before.size(), 0, "", &status);
   ASSERT_TRUE(WIFSIGNALED(status)) << std::hex << status;
@@ -147,7 +149,7 @@ TEST_F(MigrateDriver, RefusedCheckpointKeepsTheJobRunning) {
   int status = -1;
   std::string out = Read(*node2, started.job_id, 0, 0, "\n2\n", &status);
   rpc::CheckpointReply ck;
-  Status s = Call("checkpoint_job", [&] { (*node2)->checkpoint_job(ck, started.job_id, false); });
+  Status s = Call("checkpoint_job", [&] { (*node2)->checkpoint_job(ck, started.job_id, false, false); });
   EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
   EXPECT_THAT(s.message(), HasSubstr("thread"));
   out += Read(*node2, started.job_id, out.size(), 0, "", &status);
@@ -167,6 +169,132 @@ TEST(MigrateTest, BetweenRealRemotedsOnASimulatedCluster) {
   ASSERT_OK(r.status());
   EXPECT_TRUE(r->Succeeded()) << r->stdout_data << r->stderr_data;
   EXPECT_THAT(r->stdout_data, HasSubstr("[  PASSED  ] 2 tests.")) << r->stdout_data << r->stderr_data;
+}
+
+// --- through homed and the kite command ------------------------------------------------
+
+// A 3-host cluster for the kite-command tests (each test its own: they change owner states).
+class KiteMigrateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SimClusterOptions o;
+    o.slots = 2;
+    ASSERT_OK(cluster_.Up(3, o));
+  }
+
+  // Starts `kite run --host HOST -- kite_migrate_counter ARGS` on node1, in /kite.
+  std::unique_ptr<Subprocess> StartCounter(const std::string& host, const std::string& args) {
+    auto p = cluster_.Spawn("node1", {"sh", "-c", "cd /kite && exec kite run --host " + host + " -- " +
+                                                      SimCluster::BinDir() + "/kite_migrate_counter " + args});
+    EXPECT_TRUE(p.ok()) << p.status().ToString();
+    return p.ok() ? std::move(p).value() : nullptr;
+  }
+
+  // The vpid of node1's job whose command contains `needle` (kite ps --json), or 0.
+  int VpidOf(const std::string& needle) {
+    auto r = cluster_.Exec("node1", {"kite", "ps", "--json"});
+    if (!r.ok()) return 0;
+    std::istringstream lines(r->stdout_data);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find(needle) == std::string::npos || line.find("\"home\": \"node1\"") == std::string::npos) continue;
+      auto at = line.find("\"vpid\": ");
+      if (at != std::string::npos) return std::atoi(line.c_str() + at + 8);
+    }
+    return 0;
+  }
+
+  StatusOr<ProcessResult> Kite(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {"kite"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return cluster_.Exec("node1", argv);
+  }
+
+  SimCluster cluster_;
+};
+
+TEST_F(KiteMigrateTest, AJobMovesTwiceAndBackHomeWithNothingLostOrRepeated) {
+  constexpr int kLines = 300;
+  auto job = StartCounter("node2", std::to_string(kLines) + " 15 ");
+  ASSERT_TRUE(job);
+  ASSERT_TRUE(job->WaitForStdout("\n20\n", std::chrono::seconds(30))) << job->Stdout() << job->Stderr();
+  const int vpid = VpidOf("kite_migrate_counter");
+  ASSERT_GT(vpid, 0);
+
+  for (const char* to : {"node3", "node1", "node2"}) {  // to node3, home, and back to node2
+    const size_t seen = job->Stdout().size();
+    auto r = Kite({"migrate", std::to_string(vpid), "--to", to});
+    ASSERT_OK(r.status());
+    ASSERT_TRUE(r->Succeeded()) << r->Describe() << r->stdout_data << r->stderr_data;
+    EXPECT_THAT(r->stdout_data, HasSubstr(std::string("to ") + to)) << r->stdout_data;
+    // It goes on printing where it is now.
+    auto more = cluster_.Exec("node1", {"sh", "-c", "kite ps --json | grep -c '\"host\": \"" + std::string(to) + "\"'"});
+    ASSERT_OK(more.status());
+    EXPECT_EQ(more->stdout_data, "1\n") << to;
+    for (int i = 0; i < 200 && job->Stdout().size() < seen + 30; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  auto done = job->Wait(std::chrono::seconds(60));
+  ASSERT_OK(done.status());
+  ASSERT_TRUE(WIFEXITED(done->exit_status)) << done->Describe();
+  EXPECT_EQ(WEXITSTATUS(done->exit_status), 7) << done->stderr_data;
+  EXPECT_EQ(done->stdout_data, Lines(1, kLines));
+}
+
+TEST_F(KiteMigrateTest, AJobThatCannotMoveSaysWhyAndRunsOnWhereItWas) {
+  auto job = StartCounter("node2", "60 20 thread");
+  ASSERT_TRUE(job);
+  ASSERT_TRUE(job->WaitForStdout("\n3\n", std::chrono::seconds(30))) << job->Stderr();
+  const int vpid = VpidOf("kite_migrate_counter");
+  ASSERT_GT(vpid, 0);
+  auto r = Kite({"migrate", std::to_string(vpid), "--to", "node3"});
+  ASSERT_OK(r.status());
+  EXPECT_FALSE(r->Succeeded());
+  EXPECT_THAT(r->stderr_data, HasSubstr("thread")) << r->stderr_data;
+  auto unknown = Kite({"migrate", "999999"});
+  ASSERT_OK(unknown.status());
+  EXPECT_FALSE(unknown->Succeeded());
+  EXPECT_THAT(unknown->stderr_data, HasSubstr("no remote job 999999")) << unknown->stderr_data;
+  auto done = job->Wait(std::chrono::seconds(60));
+  ASSERT_OK(done.status());
+  EXPECT_EQ(WEXITSTATUS(done->exit_status), 7) << done->Describe();
+  EXPECT_EQ(done->stdout_data, Lines(1, 60));
+}
+
+TEST_F(KiteMigrateTest, TheOwnersReturnSendsEveryGuestHomeAndTheJobsGoOn) {
+  auto a = StartCounter("node2", "150 20");
+  auto b = StartCounter("node2", "120 25");
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(a->WaitForStdout("\n10\n", std::chrono::seconds(30))) << a->Stderr();
+  ASSERT_TRUE(b->WaitForStdout("\n10\n", std::chrono::seconds(30))) << b->Stderr();
+  ASSERT_OK(Kite({"owner", "node2", "active"}).status());
+  // node2 clears itself: both jobs come home (evict_to = home) and finish there.
+  auto ra = a->Wait(std::chrono::seconds(60));
+  auto rb = b->Wait(std::chrono::seconds(60));
+  ASSERT_OK(ra.status());
+  ASSERT_OK(rb.status());
+  EXPECT_EQ(WEXITSTATUS(ra->exit_status), 7) << ra->Describe() << ra->stderr_data;
+  EXPECT_EQ(WEXITSTATUS(rb->exit_status), 7) << rb->Describe() << rb->stderr_data;
+  EXPECT_EQ(ra->stdout_data, Lines(1, 150));
+  EXPECT_EQ(rb->stdout_data, Lines(1, 120));
+  std::ifstream log(cluster_.LogPath("node2", "remoted"));
+  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(text, HasSubstr("host cleared of 2 guest job(s) in"));
+  std::ifstream home_log(cluster_.LogPath("node1", "homed"));
+  std::string home_text((std::istreambuf_iterator<char>(home_log)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(home_text, HasSubstr("moved node2 -> node1"));
+
+  // kite evict: the same on demand, with the time to clear printed.
+  auto c = StartCounter("node3", "100 20");
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->WaitForStdout("\n5\n", std::chrono::seconds(30))) << c->Stderr();
+  auto ev = Kite({"evict", "node3"});
+  ASSERT_OK(ev.status());
+  EXPECT_TRUE(ev->Succeeded()) << ev->stdout_data << ev->stderr_data;
+  EXPECT_THAT(ev->stdout_data, ::testing::MatchesRegex("node3 cleared of 1 guest job\\(s\\) in [0-9]+ ms.*\n"));
+  auto rc = c->Wait(std::chrono::seconds(60));
+  ASSERT_OK(rc.status());
+  EXPECT_EQ(WEXITSTATUS(rc->exit_status), 7) << rc->Describe();
+  EXPECT_EQ(rc->stdout_data, Lines(1, 100));
 }
 
 }  // namespace

@@ -129,7 +129,7 @@ TEST_P(JobMigrationByProgramTest, JobMovesToAnotherHostWithItsOutputContinuing) 
   std::string before = Read(*id, 0, 0, "\n40\n", &status);
   ASSERT_THAT(before, HasSubstr("\n40\n")) << "the job did not get going";
 
-  auto ck = jobs_->Checkpoint(*id, /*leave_running=*/false);
+  auto ck = jobs_->Checkpoint(*id, AfterCheckpoint::kExit);
   ASSERT_TRUE(ck.ok()) << ck.status().ToString();
   EXPECT_FALSE(ck->left_running);
   EXPECT_EQ(ck->image_path, config_.shared_paths[0] + "/.kite-ckpt/node2/65534/job-" + std::to_string(*id) + ".img");
@@ -207,7 +207,7 @@ TEST_F(JobMigrationTest, UnreadStdinIsResentFromTheReturnedOffset) {
   int status = -1;
   std::string before = Read(*id, 0, 0, "a\n", &status);
   ASSERT_EQ(before, "a\n");
-  auto ck = jobs_->Checkpoint(*id, false);  // while it sleeps after "a\n"; "b\n" is in the pipe
+  auto ck = jobs_->Checkpoint(*id, AfterCheckpoint::kExit);  // while it sleeps after "a\n"; "b\n" is in the pipe
   ASSERT_TRUE(ck.ok()) << ck.status().ToString();
   before += Read(*id, before.size(), 0, "", &status);
   ASSERT_EQ(static_cast<int64_t>(before.size()), ck->stdout_offset);
@@ -241,7 +241,7 @@ TEST_F(JobMigrationTest, PtyStdoutIsReattached) {
   ASSERT_TRUE(id.ok()) << id.status().ToString();
   int status = -1;
   std::string before = Read(*id, 0, 0, "\n30\r\n", &status);
-  auto ck = jobs_->Checkpoint(*id, false);
+  auto ck = jobs_->Checkpoint(*id, AfterCheckpoint::kExit);
   ASSERT_TRUE(ck.ok()) << ck.status().ToString();
   EXPECT_TRUE(ck->__isset.termios);
   ASSERT_TRUE(ck->__isset.winsize);
@@ -273,7 +273,7 @@ TEST_F(JobMigrationTest, RefusedCheckpointLeavesTheJobRunning) {
   ASSERT_TRUE(id.ok()) << id.status().ToString();
   int status = -1;
   std::string out = Read(*id, 0, 0, "\n3\n", &status);
-  auto ck = jobs_->Checkpoint(*id, false);
+  auto ck = jobs_->Checkpoint(*id, AfterCheckpoint::kExit);
   ASSERT_FALSE(ck.ok());
   EXPECT_EQ(ck.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_THAT(ck.status().message(), HasSubstr("thread"));
@@ -311,7 +311,7 @@ TEST_F(JobMigrationTest, SocketsAndChildrenAreRefusedWithTheReason) {
         std::this_thread::sleep_for(10ms);
       }
     }
-    auto ck = jobs_->Checkpoint(*id, false);
+    auto ck = jobs_->Checkpoint(*id, AfterCheckpoint::kExit);
     ASSERT_FALSE(ck.ok()) << c.argv[0];
     EXPECT_EQ(ck.status().code(), StatusCode::kFailedPrecondition) << ck.status().ToString();
     EXPECT_THAT(ck.status().message(), HasSubstr(c.want));
