@@ -345,10 +345,10 @@ void DeputySession::RelayOutput() {
                     : last_error;
     if (!s.ok()) {
       conn.reset();
-      if (moving_hint_) {
-        // A switch may be pending (the old copy's host has just let it go): check again.
-        std::this_thread::sleep_for(std::chrono::milliseconds(kMovePollMs));
-        std::lock_guard<std::mutex> lock(move_mu_);
+      if (moving_hint_ && s.code() != StatusCode::kUnavailable) {
+        // The copy a move lets go is forgotten by its host (NOT_FOUND): wait for the mover.
+        std::unique_lock<std::mutex> lock(move_mu_);
+        move_cv_.wait(lock, [&] { return !moving_ || switch_.has_value(); });
         if (switch_) continue;
       }
       if (s.code() != StatusCode::kUnavailable) {
@@ -387,10 +387,15 @@ void DeputySession::RelayOutput() {
       return;
     }
     if (moving_hint_) {
-      std::lock_guard<std::mutex> lock(move_mu_);
+      std::unique_lock<std::mutex> lock(move_mu_);
       out_ack_ = out_ack;
       err_ack_ = err_ack;
-      if (switch_) continue;  // the old copy's exit (it was let go) is not the job's
+      if (out.exited) {
+        // The copy a move lets go (a requeue kills it before the new one starts) does not end
+        // the job: wait for the mover. A move that ends without a switch means the exit is real.
+        move_cv_.wait(lock, [&] { return !moving_ || switch_.has_value(); });
+      }
+      if (switch_) continue;
     }
     if (out.exited) {
       job_over_ = true;

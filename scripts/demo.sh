@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # kite's demo, the README's first command: installs what is missing, builds kite, brings up 3
 # simulated hosts on this machine, shows remote exec, then builds a Linux kernel (Debian's
-# linux-source, tinyconfig) with `kite make` spread over the hosts and checks that vmlinux, the
-# boot image and every object are byte for byte those of a plain `make` of the same tree.
+# linux-source, tinyconfig) with `kite make` spread over the hosts; mid-build node3's owner comes
+# back and its guest recipes leave it (the time to clear is printed); at the end it checks that
+# vmlinux, the boot image and every object are byte for byte those of a plain `make`.
 # Tears the cluster down when it ends, even on failure or Ctrl-C. Needs root and Debian 12; takes
 # about 8 minutes on 2 cores (most of it the plain build on one capped host) and keeps the
 # unpacked kernel tree (1.5 GB) in /var/cache/kite-demo for the next run.
@@ -20,6 +21,7 @@ readonly shared=/var/lib/kite-sim/$name/shared   # /kite inside the hosts (scrip
 readonly cache=/var/cache/kite-demo              # the unpacked kernel tree, kept across runs
 readonly build_lock=/tmp/kite-build.lock         # one build at a time on this machine
 readonly top_every_s=40                          # a `kite top --once` snapshot this often
+readonly evict_after_s=45                        # node3's owner comes back this far into the build
 readonly progress_every_s=30                     # a progress line of the plain build this often
 
 if [[ -t 1 ]]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
@@ -114,6 +116,27 @@ top_loop() {  # kite top snapshots while the build runs
     out=$(on node1 'kite top --once' 2>&1) || return 0
     printf '\n%s--- kite top --once (on node1, during the build)%s\n%s\n\n' "$bold" "$plain" "$out"
   done
+}
+
+evict_midway() {  # the owner of node3 comes back mid-build: its guests leave
+  sleep "$evict_after_s"
+  local log=/run/kite-sim/$name/node3/remoted.log before out
+  before=$(grep -c 'host cleared of' "$log" 2>/dev/null || true)
+  printf '\n%s--- %d s into the build: node3'"'"'s owner is back (kite owner node3 active)%s\n' "$bold" "$evict_after_s" "$plain"
+  on node1 'kite owner node3 active' || return 0
+  sleep 0.3
+  out=$(on node1 'kite top --once' 2>&1) || true
+  printf '%s--- kite top --once, right after%s\n%s\n' "$bold" "$plain" "$out"
+  for _ in $(seq 600); do  # 60 s at most
+    if [[ $(grep -c 'host cleared of' "$log" 2>/dev/null || true) -gt ${before:-0} ]]; then
+      printf '%s--- node3: %s%s\n' "$bold" "$(grep 'host cleared of' "$log" | tail -n 1 | sed 's/.*\] //')" "$plain"
+      out=$(on node1 'kite top --once' 2>&1) || true
+      printf '%s\n\n' "$out"
+      return 0
+    fi
+    sleep 0.1
+  done
+  printf 'node3 still has guests 60 s after its owner came back (see %s)\n' "$log"
 }
 
 progress_loop() {  # progress_loop LOG: the plain build's latest line now and then
@@ -229,14 +252,22 @@ echo "kite make picks -j from the cluster's free slots ($free now, home's includ
 echo "Fixed for a reproducible build: KBUILD_BUILD_TIMESTAMP='$KBUILD_BUILD_TIMESTAMP'" \
      "KBUILD_BUILD_USER=$KBUILD_BUILD_USER KBUILD_BUILD_HOST=$KBUILD_BUILD_HOST KBUILD_BUILD_VERSION=$KBUILD_BUILD_VERSION"
 echo
+echo "At ${evict_after_s} s node3's owner comes back: its guest recipes migrate home, or are rerun elsewhere"
+echo "when they cannot be migrated (a compiler with its children: job trees are not migrated yet)."
 top_loop &
 top_pid=$!
 bg_pids+=("$top_pid")
+evict_midway &
+evict_pid=$!
+bg_pids+=("$evict_pid")
 t0=$(now)
 on node1 'cd /kite/linux && kite make'
 t1=$(now)
 stop_bg "$top_pid"
+wait "$evict_pid" 2>/dev/null || true
 kite_s=$(elapsed "$t0" "$t1")
+grep -h 'moved\|requeued' /run/kite-sim/$name/node1/homed.log 2>/dev/null |
+  awk '/requeued/ { r++ } /moved/ { m++ } END { printf "jobs sent off node3: %d migrated, %d requeued (killed and rerun from the start)\n", m, r }'
 
 plain_jobs=$(nproc)
 say "the same tree built again with plain make -j$plain_jobs on node1 alone, at the same path"
@@ -262,10 +293,5 @@ say "wall times (simulated hosts, each capped to $cpu core by its cgroup)"
 printf '  kite make on %d hosts (-j%d):   %7.1f s\n' "$hosts" "$free" "$kite_s"
 printf '  plain make -j%d on node1 alone: %7.1f s\n' "$plain_jobs" "$plain_s"
 awk -v k="$kite_s" -v p="$plain_s" 'BEGIN { printf "  kite make was %.2fx as fast\n", p / k }'
-
-# ---------------------------------------------------------------------------------------------
-# EVICTION (issue 6) goes here, once it is implemented: an owner coming back to a host mid-build
-# and its guest recipes moving off it. Nothing is shown for it until then.
-# ---------------------------------------------------------------------------------------------
 
 say "demo finished"

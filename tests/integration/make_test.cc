@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <map>
 #include <regex>
 #include <sstream>
@@ -215,6 +216,41 @@ TEST_F(MakeTest, AHostWhoseOwnerComesBackGetsNoNewRecipes) {
   }
   EXPECT_EQ(node3_after, 0);
   EXPECT_GT(elsewhere_after, 0) << "the build went on elsewhere";
+}
+
+TEST_F(MakeTest, RecipesEvictedMidRunAreRequeuedAndTheBuildSucceeds) {
+  // Each recipe is a shell waiting on a child (not migratable yet): an eviction requeues it.
+  ProcessResult setup = On("node1", "rm -rf /kite/evict && mkdir -p /kite/evict && cd /kite/evict && "
+                                    "printf 'all: $(patsubst %%,out%%,1 2 3 4 5 6)\\nout%%:\\n\\t@echo start $@; sleep 3; "
+                                    "echo made $@ > $@\\n' > Makefile");
+  ASSERT_TRUE(setup.Succeeded()) << setup.Describe();
+  auto p = cluster_->Spawn("node1", {"sh", "-c", "cd /kite/evict && exec kite make -j6"});
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  ASSERT_TRUE((*p)->WaitForStdout("start out6", std::chrono::seconds(30))) << (*p)->Stdout() << (*p)->Stderr();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_TRUE(On("node1", "kite owner node2 active && kite owner node3 active").Succeeded());
+  auto r = (*p)->Wait(std::chrono::minutes(2));
+  ProcessResult guests = On("node1", "kite hosts --json");
+  ASSERT_TRUE(On("node1", "kite owner node2 auto && kite owner node3 auto").Succeeded());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_TRUE(r->Succeeded()) << r->Describe() << r->stdout_data << r->stderr_data;
+  EXPECT_EQ(On("node1", "cd /kite/evict && cat out1 out2 out3 out4 out5 out6").stdout_data,
+            "made out1\nmade out2\nmade out3\nmade out4\nmade out5\nmade out6\n");
+  // Every recipe's "start" line once: a requeued recipe's repeated output is not shown again.
+  for (int i = 1; i <= 6; ++i) {
+    const std::string line = "start out" + std::to_string(i) + "\n";
+    size_t first = r->stdout_data.find(line);
+    EXPECT_NE(first, std::string::npos) << line;
+    EXPECT_EQ(r->stdout_data.find(line, first + 1), std::string::npos) << "twice: " << line << r->stdout_data;
+  }
+  for (const char* host : {"node2", "node3"}) {  // cleared, and given no new recipe
+    EXPECT_TRUE(std::regex_search(guests.stdout_data,
+                                  std::regex(std::string("\"host\": \"") + host + "\"[^}]*\"guests\": 0[,}]")))
+        << host << ": " << guests.stdout_data;
+  }
+  std::ifstream log(cluster_->LogPath("node1", "homed"));
+  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(text, HasSubstr("requeued: killed on node"));
 }
 
 TEST_F(MakeTest, TopOnceListsHostsAndGuestJobs) {

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Migration benchmarks on a simulated cluster (issue 6). Prints a Markdown table of
+#   1. `kite migrate` freeze time (the job stopped on node2 -> running on node3) and image size
+#      for a python3 process holding SIZE MiB (a bytearray it keeps touching), for each SIZE;
+#      baseline in the same run: writing and reading back SIZE MiB through the shared tree
+#      (`dd`, fsync'd), i.e. the cost of moving the bytes alone;
+#   2. the time to clear a host: GUESTS such jobs (16 MiB each) on node2, `kite evict node2`,
+#      as node2 measures it (owner back -> last guest gone), all of them migrating home.
+# Every figure comes from this run; hosts are CPU-capped namespaces (scripts/cluster), say so
+# when quoting. The shared tree is the bind-mounted stand-in for kitefs (page cache: warm).
+# Usage: bench/migrate/run.sh [SIZES_MIB (default "16 256 1024")] [GUESTS (default 4)] [RUNS (3)]
+set -euo pipefail
+
+sizes=${1:-16 256 1024}
+guests=${2:-4}
+runs=${3:-3}
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+cluster="$repo/scripts/cluster"
+name="km$$"
+export KITE_BIN=${KITE_BIN:-$repo/build/bin}
+
+cleanup() { "$cluster" --name "$name" down >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+on() { local h=$1; shift; "$cluster" --name "$name" exec "$h" -- bash -c "$*"; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+echo "bringing up 3 hosts..." >&2
+"$cluster" --name "$name" up 3 --slots 8 >&2
+
+# A job holding $1 MiB that prints a line every 50 ms (its output shows it running).
+subject() {
+  echo "cd /kite && exec kite run --host node2 -- python3 -c 'import sys, time
+b = bytearray(b\"k\" * ($1 << 20))
+i = 0
+while True:
+    b[(i * 4096) % len(b)] = i & 255
+    print(i, flush=True)
+    i += 1
+    time.sleep(0.05)'"
+}
+
+vpid_of() {  # the vpid of node1's running python3 job
+  on node1 'kite ps --json' | python3 -c '
+import json, sys
+jobs = [j for j in json.load(sys.stdin) if "python3" in j["command"] and j["home"] == "node1"]
+print(jobs[0]["vpid"] if jobs else "")'
+}
+
+echo "| job memory | freeze (median of $runs) | image | dd write+read of the same bytes | freeze / dd |"
+echo "|---:|---:|---:|---:|---:|"
+for mib in $sizes; do
+  freezes=() image=""
+  for _ in $(seq "$runs"); do
+    on node1 "$(subject "$mib")" >/dev/null 2>&1 &
+    job=$!
+    vpid=""
+    for _ in $(seq 600); do vpid=$(vpid_of); [[ -n $vpid ]] && break; sleep 0.1; done
+    [[ -n $vpid ]] || { echo "the $mib MiB job did not start" >&2; exit 1; }
+    sleep $(( mib >= 1024 ? 8 : 2 ))  # until its memory is filled
+    out=$(on node1 "kite migrate $vpid --to node3")
+    echo "  $mib MiB: $out" >&2
+    freezes+=("$(sed -n 's/.* in \([0-9]*\) ms.*/\1/p' <<<"$out")")
+    image=$(sed -n 's/.*(image \([0-9.]*\) MiB).*/\1/p' <<<"$out")
+    on node1 "kill $vpid" >/dev/null 2>&1 || true
+    wait "$job" 2>/dev/null || true
+  done
+  freeze=$(printf '%s\n' "${freezes[@]}" | median)
+  dd_ms=$(on node1 "t0=\$(date +%s%N); dd if=/dev/zero of=/kite/.bench-dd bs=1M count=$mib conv=fsync status=none;
+                    dd if=/kite/.bench-dd of=/dev/null bs=1M status=none; t1=\$(date +%s%N); rm -f /kite/.bench-dd;
+                    echo \$(( (t1 - t0) / 1000000 ))")
+  awk -v m="$mib" -v f="$freeze" -v i="$image" -v d="$dd_ms" \
+    'BEGIN { printf "| %d MiB | %d ms | %s MiB | %d ms | %.2f |\n", m, f, i, d, (d > 0 ? f / d : 0) }'
+done
+
+echo
+echo "time to clear node2 of $guests guests (16 MiB python3 jobs each, migrating home):"
+pids=()
+for _ in $(seq "$guests"); do
+  on node1 "$(subject 16)" >/dev/null 2>&1 &
+  pids+=($!)
+done
+for _ in $(seq 600); do
+  n=$(on node1 'kite ps --json' | grep -c '"host": "node2"' || true)
+  [[ $n -ge $guests ]] && break
+  sleep 0.1
+done
+sleep 2
+on node1 "kite evict node2"
+on node1 'for v in $(kite ps --json | python3 -c "import json,sys; print(*[j[\"vpid\"] for j in json.load(sys.stdin)])"); do kill $v; done' || true
+for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
