@@ -149,8 +149,8 @@ wire::RunRequest CollectContext(const DeputyOptions& o) {
 
 class Relay {
  public:
-  Relay(int sock, int sigfd, uint32_t tty_mask, bool line_buffered, bool empty_stdin)
-      : sock_(sock), sigfd_(sigfd), tty_mask_(tty_mask), line_buffered_(line_buffered) {
+  Relay(int sock, int sigfd, uint32_t tty_mask, bool line_buffered, bool empty_stdin, const DeputyOptions& options)
+      : sock_(sock), sigfd_(sigfd), tty_mask_(tty_mask), line_buffered_(line_buffered), options_(options) {
     if (empty_stdin) {
       stdin_done_ = true;
       Send(wire::MsgType::kStdinEof, wire::Frame(wire::MsgType::kStdinEof));
@@ -209,6 +209,15 @@ class Relay {
         wire::Offset o;
         if (wire::DecodeBody(body, &o) != 0) Die("malformed frame from kite-homed");
         if (o.offset > stdin_acked_) stdin_acked_ = o.offset;
+        return;
+      }
+      case wire::MsgType::kMoved: {
+        wire::MoveReply m;
+        if (wire::DecodeBody(body, &m) != 0) Die("malformed frame from kite-homed");
+        if (options_.verbose)
+          fprintf(stderr, "kite: the job %s from %s to %s\n", m.requeued ? "was requeued" : "moved", m.from.c_str(),
+                  m.to.c_str());
+        if (options_.on_move) options_.on_move(m.to, m.requeued != 0);
         return;
       }
       case wire::MsgType::kExit: {
@@ -313,6 +322,7 @@ class Relay {
   const int sigfd_;
   const uint32_t tty_mask_;
   const bool line_buffered_;
+  const DeputyOptions& options_;  // RunDeputy's, which never returns
   LineBuffer lines_[3];  // by fd: [1] stdout, [2] stderr
   uint64_t stdin_sent_ = 0;
   uint64_t stdin_acked_ = 0;
@@ -371,7 +381,7 @@ void RunDeputy(const DeputyOptions& o) {
   int sigfd = signalfd(-1, &fwd, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sigfd < 0) Fail(std::string("signalfd: ") + strerror(errno));
   const bool empty_stdin = !o.terminal_stdin && isatty(STDIN_FILENO);
-  Relay(sock, sigfd, req.tty_mask, o.line_buffered, empty_stdin).Run();
+  Relay(sock, sigfd, req.tty_mask, o.line_buffered, empty_stdin, o).Run();
 }
 
 }  // namespace kite

@@ -26,6 +26,9 @@ struct DeputyOptions {
   bool terminal_stdin = true;
   // Called once, when it is known where the job runs: the host's name, or "" at home.
   std::function<void(const std::string& where)> on_start;
+  // Called each time the job moves (kite migrate, an eviction): to where, and whether it was
+  // requeued (killed and started again) rather than migrated.
+  std::function<void(const std::string& to, bool requeued)> on_move;
 };
 
 // Runs the job and never returns: exits with the job's status, or 255 with a message on

@@ -88,11 +88,10 @@ bool FdIsPipe(int fd) {
 }
 
 // One short line, appended atomically (O_APPEND, one write below PIPE_BUF).
-void AppendRecord(const char* log, const std::string& where, bool sub_make) {
+void AppendLine(const char* log, const std::string& line) {
   if (!log || !*log) return;
   int fd = open(log, O_WRONLY | O_APPEND | O_CLOEXEC);
   if (fd < 0) return;  // `kite make` is gone or the log was removed: the summary is lost, not the build
-  std::string line = MakeSummary::Record(where, sub_make);
   (void)!write(fd, line.data(), line.size());
   close(fd);
 }
@@ -226,7 +225,7 @@ void RunKiteShell(int argc, char** argv) {
   }
   if (sub_make) {
     // At home, with the jobserver fds: its recipes come back here and go out one by one.
-    AppendRecord(log, MakeSummary::kHome, true);
+    AppendLine(log, MakeSummary::Record(MakeSummary::kHome, true));
     std::vector<char*> args;
     for (auto& a : job) args.push_back(a.data());
     args.push_back(nullptr);
@@ -244,7 +243,10 @@ void RunKiteShell(int argc, char** argv) {
   d.line_buffered = true;
   d.terminal_stdin = false;
   d.requeue_ok = true;  // make sees only a recipe's exit status and files: a rerun is invisible
-  d.on_start = [log](const std::string& where) { AppendRecord(log, where.empty() ? MakeSummary::kHome : where, false); };
+  d.on_start = [log](const std::string& where) {
+    AppendLine(log, MakeSummary::Record(where.empty() ? MakeSummary::kHome : where, false));
+  };
+  d.on_move = [log](const std::string& to, bool requeued) { AppendLine(log, MakeSummary::MoveRecord(to, requeued)); };
   RunDeputy(d);
 }
 

@@ -1,4 +1,4 @@
-// MakeSummary: log lines are "<where> job" or "home make".
+// MakeSummary: log lines are "<where> job", "home make", "<to> migrated" or "<to> requeued".
 #include "cli/make_summary.h"
 
 #include <algorithm>
@@ -13,6 +13,12 @@ std::string MakeSummary::Record(std::string_view where, bool sub_make) {
   return line;
 }
 
+std::string MakeSummary::MoveRecord(std::string_view to, bool requeued) {
+  std::string line(to.empty() ? std::string_view(kHome) : to);
+  line += requeued ? " requeued\n" : " migrated\n";
+  return line;
+}
+
 int MakeSummary::AddLog(std::string_view log) {
   int bad = 0;
   size_t start = 0;
@@ -24,11 +30,14 @@ int MakeSummary::AddLog(std::string_view log) {
     if (line.empty()) continue;
     size_t sp = line.find(' ');
     std::string_view where = line.substr(0, sp), kind = sp == std::string_view::npos ? "" : line.substr(sp + 1);
-    if (where.empty() || where.size() > 255 || (kind != "job" && kind != "make")) {
+    if (where.empty() || where.size() > 255 ||
+        (kind != "job" && kind != "make" && kind != "migrated" && kind != "requeued")) {
       ++bad;
       continue;
     }
     if (kind == "make") ++sub_makes_;
+    else if (kind == "migrated") ++migrated_;
+    else if (kind == "requeued") ++requeued_;
     else ++by_host_[std::string(where)];
   }
   return bad;
@@ -63,6 +72,11 @@ std::string MakeSummary::Format(double wall_seconds) const {
     out += buf;
     if (host == kHome && sub_makes_ > 0) out += ", " + std::to_string(sub_makes_) + " sub-make" + (sub_makes_ == 1 ? "" : "s");
     out += "\n";
+  }
+  if (migrated_ > 0 || requeued_ > 0) {
+    snprintf(buf, sizeof buf, "  evicted while running: %d migrated, %d requeued (rerun from the start)\n", migrated_,
+             requeued_);
+    out += buf;
   }
   return out;
 }

@@ -38,6 +38,7 @@ enum class MsgType : uint16_t {
   kExit = 24,       // ExitMsg
   kError = 25,      // ErrorMsg: the job could not be run or was lost; the deputy exits 255
   kStdinAck = 26,   // Offset: the remote host accepted stdin up to here (flow control)
+  kMoved = 27,      // MoveReply: the job now runs elsewhere (migrated or requeued); informational
   // kite CLI → homed, and the replies
   kHostsQuery = 40, // empty
   kHostsReply = 41, // HostsReply

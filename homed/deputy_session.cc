@@ -643,6 +643,7 @@ StatusOr<wire::MoveReply> DeputySession::Move(const std::string& to, MoveCause c
   reply.to = dest.host;
   reply.freeze_ms = std::chrono::duration_cast<std::chrono::milliseconds>(t_restored - t0).count();
   reply.image_bytes = image_bytes;
+  SendDeputy(wire::Frame(wire::MsgType::kMoved, reply));
   KLOG_INFO("job vpid {} moved {} -> {} (job {} -> {}): checkpoint {} ms, restore {} ms, image {} bytes", peer_.pid,
             from.host, dest.host, from.job_id, dest.job_id,
             std::chrono::duration_cast<std::chrono::milliseconds>(t_ckpt - t0).count(),
@@ -696,6 +697,7 @@ StatusOr<wire::MoveReply> DeputySession::Requeue(const Where& from) {
   reply.to = dest.host;
   reply.requeued = 1;
   reply.freeze_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  SendDeputy(wire::Frame(wire::MsgType::kMoved, reply));
   KLOG_INFO("job vpid {} requeued: killed on {}, started again on {} as job {}", peer_.pid, from.host, dest.host,
             dest.job_id);
   return reply;

@@ -8,6 +8,7 @@ namespace kite {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 TEST(MakeSummary, TalliesRecordsByHost) {
   std::string log;
@@ -49,6 +50,19 @@ TEST(MakeSummary, EmptyBuildSaysSo) {
   EXPECT_EQ(s.Format(0.04), "kite make: 0 recipes, wall time 0.0 s\n");
   s.AddLog("node4 job\n");
   EXPECT_THAT(s.Format(1), HasSubstr("kite make: 1 recipe, "));
+}
+
+TEST(MakeSummary, EvictedRecipesAreCountedButNotAsMoreRecipes) {
+  MakeSummary s;
+  s.AddLog("node2 job\nnode3 job\n" + MakeSummary::MoveRecord("node1", false) + MakeSummary::MoveRecord("node2", true) +
+           MakeSummary::MoveRecord("node2", true));
+  EXPECT_EQ(s.recipes(), 2);
+  EXPECT_EQ(s.migrated(), 1);
+  EXPECT_EQ(s.requeued(), 2);
+  EXPECT_THAT(s.Format(3), HasSubstr("  evicted while running: 1 migrated, 2 requeued (rerun from the start)\n"));
+  MakeSummary quiet;
+  quiet.AddLog("node2 job\n");
+  EXPECT_THAT(quiet.Format(1), Not(HasSubstr("evicted")));
 }
 
 }  // namespace

@@ -251,6 +251,9 @@ TEST_F(MakeTest, RecipesEvictedMidRunAreRequeuedAndTheBuildSucceeds) {
   std::ifstream log(cluster_->LogPath("node1", "homed"));
   std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
   EXPECT_THAT(text, HasSubstr("requeued: killed on node"));
+  EXPECT_TRUE(std::regex_search(r->stderr_data + r->stdout_data,
+                                std::regex("evicted while running: 0 migrated, [1-6] requeued")))
+      << r->stdout_data << r->stderr_data;
 }
 
 TEST_F(MakeTest, TopOnceListsHostsAndGuestJobs) {
