@@ -29,6 +29,18 @@ constexpr size_t kStdinRetain = 2u << 20;
 constexpr int kMovePollMs = 20;
 // How long the mover waits for the relays to follow a switch before killing the original.
 constexpr auto kSwitchTimeout = std::chrono::seconds(10);
+// Reads of checkpoint_job and restore_job wait this long: the remoted gives each up to 30 s
+// (JobManager::kCheckpointTimeout) plus draining and launch. A client that gave up earlier
+// would not know whether the copy runs.
+constexpr int kMoveCallTimeoutMs = 90'000;
+
+// One long call of a move on a fresh connection (see kMoveCallTimeoutMs).
+template <typename Fn>
+Status LongCall(RemotePool& pool, const std::string& host, const std::string& what, Fn&& fn) {
+  auto conn = pool.ConnectLong(host, kMoveCallTimeoutMs);
+  if (!conn.ok()) return conn.status();
+  return Call(what + " on " + host, [&] { fn(*conn.value()->client); });
+}
 
 bool UnderSharedPath(const std::string& cwd, const std::vector<std::string>& shared) {
   for (const auto& p : shared) {
@@ -562,7 +574,7 @@ StatusOr<wire::MoveReply> DeputySession::Move(const std::string& to, MoveCause c
   }
   const auto t0 = Clock::now();
   rpc::CheckpointReply ck;
-  Status s = ctx_.pool.With(from.host, "checkpoint job " + std::to_string(from.job_id), [&](rpc::RemoteClient& c) {
+  Status s = LongCall(ctx_.pool, from.host, "checkpoint job " + std::to_string(from.job_id), [&](rpc::RemoteClient& c) {
     c.checkpoint_job(ck, from.job_id, /*leave_running=*/false, /*stop=*/true);
   });
   if (!s.ok()) {
@@ -600,7 +612,7 @@ StatusOr<wire::MoveReply> DeputySession::Move(const std::string& to, MoveCause c
   Where dest;
   for (const auto& target : MoveTargets(to, cause, from.host)) {
     rpc::ExecReply reply;
-    Status r = ctx_.pool.With(target, "restore job", [&](rpc::RemoteClient& c) { c.restore_job(reply, spec); });
+    Status r = LongCall(ctx_.pool, target, "restore job", [&](rpc::RemoteClient& c) { c.restore_job(reply, spec); });
     if (r.ok()) {
       dest = {target, reply.job_id};
       break;

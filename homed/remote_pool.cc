@@ -17,6 +17,11 @@ StatusOr<std::unique_ptr<RemoteConn>> RemotePool::Acquire(const std::string& hos
   return Connect<rpc::RemoteClient>(*tls_, address, config_.remote_port, 2000, kRecvTimeoutMs);
 }
 
+StatusOr<std::unique_ptr<RemoteConn>> RemotePool::ConnectLong(const std::string& host, int recv_timeout_ms) {
+  KITE_ASSIGN_OR_RETURN(std::string address, config_.AddressOf(host));
+  return Connect<rpc::RemoteClient>(*tls_, address, config_.remote_port, 2000, recv_timeout_ms);
+}
+
 void RemotePool::Release(const std::string& host, std::unique_ptr<RemoteConn> conn) {
   if (!conn || !conn->transport->isOpen()) return;
   std::lock_guard<std::mutex> lock(mu_);

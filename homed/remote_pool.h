@@ -27,6 +27,9 @@ class RemotePool {
 
   // A connection to `host`'s remoted: an idle pooled one, or a new one.
   StatusOr<std::unique_ptr<RemoteConn>> Acquire(const std::string& host);
+  // A fresh connection whose reads wait up to `recv_timeout_ms`, for the long calls of a move
+  // (checkpoint_job and restore_job wait up to 30 s at the remoted): not pooled.
+  StatusOr<std::unique_ptr<RemoteConn>> ConnectLong(const std::string& host, int recv_timeout_ms);
   // Gives a healthy connection back. Drop (destroy) one whose call failed instead.
   void Release(const std::string& host, std::unique_ptr<RemoteConn> conn);
   // Runs `fn(client)` on a pooled connection; retries once on a fresh connection when a

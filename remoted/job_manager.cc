@@ -1122,7 +1122,18 @@ void JobManager::HousekeepingLoop() {
     auto now = Clock::now();
     std::vector<int64_t> stale;
     for (auto& [id, job] : jobs_) {
-      if (job->phase != Job::Phase::kExited || job->releasing) continue;
+      if (job->releasing) continue;
+      if (job->phase != Job::Phase::kExited) {
+        // A running job its home has not asked about for this long has no home any more
+        // (a home polls every second; one that gave up on a call cannot know the job runs).
+        auto silent = now - job->last_contact;
+        if (silent >= kOrphanAfter) {
+          KLOG_WARN("job {} (home {} vpid {}) runs but no home has contacted it for {} s: killing it", id,
+                    job->home_host, job->vpid, std::chrono::duration_cast<std::chrono::seconds>(silent).count());
+          stale.push_back(id);
+        }
+        continue;
+      }
       auto silent = now - std::max(job->last_contact, job->exited_at);
       if (silent < gc_after_) continue;
       KLOG_WARN("job {} (home {} vpid {}) exited and its home has not collected it for {} ms: releasing it", id,

@@ -9,7 +9,7 @@
 // ever taken by the wrong waiter. One thread for all jobs rather than one per job: a host
 // runs dozens of short jobs (a build), and a single reaper needs a single loop anyway.
 // A housekeeping thread releases jobs whose home stopped collecting them (kGcAfter after
-// the exit, with a warning).
+// the exit, with a warning), and kills running jobs no home has contacted for kOrphanAfter.
 //
 // Process-wide effects: the process becomes a child subreaper (PR_SET_CHILD_SUBREAPER), so
 // a job's orphans are reparented here and reaped. Nothing else in the process may fork
@@ -59,6 +59,8 @@ class JobManager {
   static constexpr size_t kMaxReadBytes = 1 << 20;      // per stream per read_output
   static constexpr std::chrono::milliseconds kDrainAfterExit{200};
   static constexpr std::chrono::seconds kGcAfter{60};
+  // A running job no home has contacted for this long is an orphan: killed and released.
+  static constexpr std::chrono::seconds kOrphanAfter{120};
 
   // Starts the threads and prepares the host's cgroups (removing groups a crashed
   // predecessor left). `owner` must outlive the manager.
