@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "common/migration.h"
 #include "common/wire_io.h"
 
 namespace kite {
@@ -590,23 +591,11 @@ StatusOr<wire::MoveReply> DeputySession::Move(const std::string& to, MoveCause c
   }
   const auto t_ckpt = Clock::now();
 
-  rpc::RestoreSpec spec;
-  spec.image_path = ck.image_path;
-  spec.creds = ck.creds;
-  spec.home_host = ck.home_host;
-  spec.vpid = ck.vpid;
-  spec.home_ppid = ck.home_ppid;
-  spec.stdout_offset = ck.stdout_offset;
-  spec.stderr_offset = ck.stderr_offset;
-  spec.stdin_offset = ck.stdin_offset;
-  spec.tty_mask = ck.tty_mask;
-  if (ck.__isset.winsize) spec.__set_winsize(ck.winsize);
+  rpc::RestoreSpec spec = RestoreSpecFor(ck);
   {
     std::lock_guard<std::mutex> lock(move_mu_);
     if (held_winsize_) spec.__set_winsize(*held_winsize_);
   }
-  if (ck.__isset.termios) spec.__set_termios(ck.termios);
-  spec.command = ck.command;
 
   std::string why_not;
   Where dest;

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "common/config.h"
+#include "common/migration.h"
 #include "common/rpc.h"
 #include "kite/rpc/Remote.h"
 #include "tests/support/sim_cluster.h"
@@ -115,17 +116,7 @@ TEST_F(MigrateDriver, JobMovesFromNode2ToNode3) {
   ASSERT_EQ(static_cast<int64_t>(before.size()), ck.stdout_offset);
   ASSERT_OK(Call("release", [&] { (*node2)->release(started.job_id); }));
 
-  rpc::RestoreSpec rs;
-  rs.image_path = ck.image_path;
-  rs.creds = ck.creds;
-  rs.home_host = ck.home_host;
-  rs.vpid = ck.vpid;
-  rs.home_ppid = ck.home_ppid;
-  rs.stdout_offset = ck.stdout_offset;
-  rs.stderr_offset = ck.stderr_offset;
-  rs.stdin_offset = ck.stdin_offset;
-  rs.tty_mask = ck.tty_mask;
-  rs.command = ck.command;
+  rpc::RestoreSpec rs = RestoreSpecFor(ck);
   rpc::ExecReply restored;
   ASSERT_OK(Call("restore_job", [&] { (*node3)->restore_job(restored, rs); }));
   status = -1;

@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/migration.h"
 #include "remoted/job_checkpoint.h"
 #include "remoted/job_manager.h"
 
@@ -171,29 +172,6 @@ TEST_P(JobMigrationByProgramTest, JobMovesToAnotherHostWithItsOutputContinuing) 
   EXPECT_TRUE(jobs_->Release(*id2).ok());
 }
 
-// A restore spec continuing `ck`.
-rpc::RestoreSpec Continuing(const rpc::CheckpointReply& ck) {
-  rpc::RestoreSpec rs;
-  rs.image_path = ck.image_path;
-  rs.creds = ck.creds;
-  rs.home_host = ck.home_host;
-  rs.vpid = ck.vpid;
-  rs.home_ppid = ck.home_ppid;
-  rs.stdout_offset = ck.stdout_offset;
-  rs.stderr_offset = ck.stderr_offset;
-  rs.stdin_offset = ck.stdin_offset;
-  rs.tty_mask = ck.tty_mask;
-  if (ck.__isset.winsize) {
-    rs.winsize = ck.winsize;
-    rs.__isset.winsize = true;
-  }
-  if (ck.__isset.termios) {
-    rs.termios = ck.termios;
-    rs.__isset.termios = true;
-  }
-  rs.command = ck.command;
-  return rs;
-}
 
 // Input the job had not read when it stopped is the home's to resend: the stdin offset
 // returned counts only what the job consumed.
@@ -215,7 +193,7 @@ TEST_F(JobMigrationTest, UnreadStdinIsResentFromTheReturnedOffset) {
   ASSERT_TRUE(jobs_->Release(*id).ok());
 
   Become("node3");
-  auto id2 = jobs_->Restore(Continuing(*ck));
+  auto id2 = jobs_->Restore(RestoreSpecFor(*ck));
   ASSERT_TRUE(id2.ok()) << id2.status().ToString();
   const std::string input = "a\nb\nc\n";
   auto acc2 = jobs_->WriteInput(*id2, ck->stdin_offset, input.substr(ck->stdin_offset), true);
@@ -252,7 +230,7 @@ TEST_F(JobMigrationTest, PtyStdoutIsReattached) {
   ASSERT_TRUE(jobs_->Release(*id).ok());
 
   Become("node3");
-  auto id2 = jobs_->Restore(Continuing(*ck));
+  auto id2 = jobs_->Restore(RestoreSpecFor(*ck));
   ASSERT_TRUE(id2.ok()) << id2.status().ToString();
   std::string errs;
   std::string after = Read(*id2, ck->stdout_offset, ck->stderr_offset, "", &status, &errs, 60s);
