@@ -1,0 +1,226 @@
+// kitefs's client-to-server protocol, version 1 (DESIGN §6, docs/kitefs.md).
+//
+// kitefs (the FUSE client on every host) talks to kite-fsd (the file server of one domain, port
+// 7072) over the same transport as every kite connection: mutual TLS with the cluster CA
+// (common/rpc.h), framed transport, binary protocol, frames up to kMaxFrameBytes (8 MiB).
+//
+// Files are named by inode number (`ino`, 64 bits; the root is ROOT_INO). The server never
+// reuses an inode number; `generation` tells apart two inodes that had the same number on
+// different stores (it is the store's incarnation when the inode was made). An inode that no
+// longer exists answers ESTALE, which makes the kernel look the name up again.
+//
+// Times are the server's, from one clock, in nanoseconds since the Unix epoch; the server
+// never gives a change an older time than the change before it (`make` compares them).
+//
+// Errors: every call throws FsError with the Linux errno the kernel should see (ENOENT,
+// ENOTEMPTY, ESTALE, ...), kite's StatusCode (common/status.h: what a program should do about
+// it) and a message for a person. Names are bytes (any but '/' and NUL, at most MAX_NAME_BYTES,
+// not "." or ".."), not necessarily UTF-8.
+//
+// Open files: a client names itself with a random 64-bit client_id (hello) and keeps it alive
+// (keepalive); every open/create returns a handle that the client releases. The server so knows
+// which client has which file open for what (close-to-open and write-sharing callbacks use
+// it), keeps an unlinked file until its last handle is released, and releases the handles of
+// a client it has not heard from for its client timeout. Reads and writes name the inode, not
+// the handle, so they work across a server restart for every file that still has a name.
+//
+// Cache callbacks: the kernel of every client caches names, attributes and data. Every change
+// is also an invalidation event in the server's log (which entry, which inode, whether its data
+// changed); each client long-polls wait_invalidations for the events made by the other clients,
+// applies them to its kernel (fuse_lowlevel_notify_inval_entry/inode), and acknowledges them by
+// its next poll. A change returns only once every other listening client has acknowledged its
+// events (or a short timeout passed: a client that does not answer is logged and, after its
+// client timeout, forgotten), so a stat on another host after the change returns sees it.
+// Every call that changes something names the client that made it (client_id), whose own
+// kernel already knows.
+//
+// Write sharing: while a file is open on two clients and one of them writes, opens get
+// OpenReply.cache = false and the client reads and writes that handle without the page cache
+// (direct I/O); handles opened earlier are kept right by the data invalidations.
+//
+// Durability: every call that changes the namespace or attributes returns after its change is
+// in the server's synced write-ahead log. A write returns once it is in the log, which a crash
+// of the server process (kill -9) does not lose; fsync makes it survive a crash of the machine.
+//
+// Compatibility: fields are only ever added, never renumbered; hello() carries
+// FS_PROTOCOL_VERSION both ways.
+
+namespace cpp kite.fsrpc
+
+const i32 FS_PROTOCOL_VERSION = 1
+const i64 ROOT_INO = 1
+const i32 MAX_NAME_BYTES = 255
+const i32 MAX_SYMLINK_BYTES = 4095
+// Largest read or write in one call.
+const i32 MAX_IO_BYTES = 4194304
+// SetAttr times: "now, by the server's clock".
+const i64 TIME_NOW = -1
+
+exception FsError {
+  1: i32 err         // Linux errno value: what the kernel tells the application
+  2: i32 code        // kite::StatusCode: retry, give up, fix the state first ...
+  3: string message
+}
+
+// The process on whose behalf a client creates something: it owns the new inode. The client
+// host vouches for it (TLS proved the client is a cluster host; there is no root squash).
+struct Caller {
+  1: i32 uid
+  2: i32 gid
+}
+
+struct Attr {
+  1: i64 ino
+  2: i64 generation
+  3: i32 mode           // file type and permission bits, as st_mode
+  4: i32 nlink
+  5: i32 uid
+  6: i32 gid
+  7: i64 size
+  8: i64 blocks         // 512-byte units the data takes
+  9: i64 atime_ns
+  10: i64 mtime_ns
+  11: i64 ctime_ns
+  12: i64 rdev
+  13: i64 data_version  // grows with every change of the data (write, truncate, fallocate)
+}
+
+// setattr: only the fields that are set change; ctime is always the server's now.
+struct SetAttr {
+  1: optional i32 mode   // permission bits (07777); the file type cannot change
+  2: optional i32 uid
+  3: optional i32 gid
+  4: optional i64 size   // truncate or extend (sparse)
+  5: optional i64 atime_ns   // or TIME_NOW
+  6: optional i64 mtime_ns   // or TIME_NOW
+}
+
+struct OpenReply {
+  1: i64 handle
+  2: Attr attr          // after the open (after O_TRUNC's truncation)
+  3: bool cache = true  // false: the file is write-shared: do not cache its data
+}
+
+// One invalidation: an entry (parent, name) and/or an inode (its attributes, and its data too
+// when `data`). 0 means none.
+struct Invalidation {
+  1: i64 ino
+  2: bool data
+  3: i64 parent
+  4: binary name
+}
+
+struct Invalidations {
+  1: list<Invalidation> items
+  2: i64 next_seq       // pass as after_seq to the next wait_invalidations
+  3: bool overflow      // events were lost (the client fell too far behind, or the server
+                        // restarted): drop everything cached
+  4: i64 incarnation
+}
+
+struct WriteReply {
+  1: i32 written
+  2: i64 offset         // where the data landed (the end of file for an append)
+  3: Attr attr          // after the write
+}
+
+struct DirEntry {
+  1: binary name
+  2: i64 ino
+  3: i32 type           // the file type bits of st_mode (S_IFREG, S_IFDIR, ...)
+  4: i64 next_cookie    // pass to readdir to continue after this entry
+}
+
+// A page of a directory listing. Cookies are stable: an entry keeps its place while others
+// come and go (telldir/seekdir), and a new entry is listed after all older ones.
+struct DirPage {
+  1: list<DirEntry> entries   // "." and ".." first, for cookie 0
+  2: bool eof
+}
+
+struct FsStats {
+  1: i64 block_size
+  2: i64 blocks
+  3: i64 blocks_free
+  4: i64 blocks_avail
+  5: i64 files
+  6: i64 files_free
+  7: i32 name_max
+}
+
+struct ServerInfo {
+  1: i32 protocol_version
+  2: i64 root_ino
+  3: i64 incarnation    // changes every time the server starts: open handles were forgotten
+  4: i32 max_io_bytes
+  5: i32 client_timeout_ms   // keepalive at least this often
+  6: i64 invalidation_seq    // the client's first wait_invalidations passes this
+}
+
+service FileService {
+  // Registers (or re-registers, after a server restart) a client. `client_name` is for logs.
+  ServerInfo hello(1: i64 client_id, 2: string client_name, 3: i32 protocol_version)
+      throws (1: FsError e)
+  // Proves the client is alive; unknown clients (after a server restart) are registered again.
+  void keepalive(1: i64 client_id) throws (1: FsError e)
+
+  Attr lookup(1: i64 parent, 2: binary name) throws (1: FsError e)
+  Attr getattr(1: i64 ino) throws (1: FsError e)
+  Attr setattr(1: i64 ino, 2: SetAttr attr, 3: i64 client_id) throws (1: FsError e)
+
+  // mode carries the file type (S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK).
+  Attr mknod(1: i64 parent, 2: binary name, 3: i32 mode, 4: i64 rdev, 5: Caller caller,
+             6: i64 client_id) throws (1: FsError e)
+  Attr mkdir(1: i64 parent, 2: binary name, 3: i32 mode, 4: Caller caller, 5: i64 client_id)
+      throws (1: FsError e)
+  Attr symlink(1: i64 parent, 2: binary name, 3: binary target, 4: Caller caller,
+               5: i64 client_id) throws (1: FsError e)
+  binary readlink(1: i64 ino) throws (1: FsError e)
+  void unlink(1: i64 parent, 2: binary name, 3: i64 client_id) throws (1: FsError e)
+  void rmdir(1: i64 parent, 2: binary name, 3: i64 client_id) throws (1: FsError e)
+  // Atomic; replaces an existing target as rename(2) does. flags: RENAME_NOREPLACE (1) and
+  // RENAME_EXCHANGE (2), Linux values.
+  void rename(1: i64 parent, 2: binary name, 3: i64 new_parent, 4: binary new_name, 5: i32 flags,
+              6: i64 client_id) throws (1: FsError e)
+  Attr link(1: i64 ino, 2: i64 new_parent, 3: binary new_name, 4: i64 client_id)
+      throws (1: FsError e)
+
+  // flags: open(2)'s, Linux values (O_ACCMODE, O_EXCL, O_TRUNC, O_APPEND are used).
+  OpenReply create(1: i64 client_id, 2: i64 parent, 3: binary name, 4: i32 mode, 5: i32 flags,
+                   6: Caller caller) throws (1: FsError e)
+  OpenReply open(1: i64 client_id, 2: i64 ino, 3: i32 flags) throws (1: FsError e)
+  // Releasing an unknown handle (one from before a server restart) is not an error.
+  void release(1: i64 client_id, 2: i64 handle) throws (1: FsError e)
+
+  // Up to `size` bytes (at most MAX_IO_BYTES); fewer only at the end of the file. Holes read
+  // as zeros.
+  binary read(1: i64 ino, 2: i64 offset, 3: i32 size) throws (1: FsError e)
+  // append: write at the end of the file, atomically with respect to every other writer;
+  // `offset` is then ignored. EFBIG past the largest file size.
+  WriteReply write(1: i64 ino, 2: i64 offset, 3: binary data, 4: bool append, 5: i64 client_id)
+      throws (1: FsError e)
+  void fsync(1: i64 ino, 2: bool datasync) throws (1: FsError e)
+  // mode: 0 (allocate, extending the size), FALLOC_FL_KEEP_SIZE (1),
+  // FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE (3), FALLOC_FL_ZERO_RANGE (16, with or without
+  // KEEP_SIZE). Others: EOPNOTSUPP. Space is never reserved: allocating only sets the size.
+  Attr fallocate(1: i64 ino, 2: i32 mode, 3: i64 offset, 4: i64 length, 5: i64 client_id)
+      throws (1: FsError e)
+
+  // Entries from `cookie` on (0: the start), at most max_entries of them.
+  DirPage readdir(1: i64 ino, 2: i64 cookie, 3: i32 max_entries) throws (1: FsError e)
+  FsStats statfs() throws (1: FsError e)
+
+  // Extended attributes. flags: XATTR_CREATE (1), XATTR_REPLACE (2). ENODATA: no such
+  // attribute. "system.*" names (ACLs) are refused with EOPNOTSUPP: nothing would enforce them.
+  void setxattr(1: i64 ino, 2: binary name, 3: binary value, 4: i32 flags, 5: i64 client_id)
+      throws (1: FsError e)
+  binary getxattr(1: i64 ino, 2: binary name) throws (1: FsError e)
+  list<binary> listxattr(1: i64 ino) throws (1: FsError e)
+  void removexattr(1: i64 ino, 2: binary name, 3: i64 client_id) throws (1: FsError e)
+
+  // The invalidations made by other clients after `after_seq`, waiting up to wait_ms (at most
+  // 30000) for one. Calling it acknowledges every event up to after_seq: the client has applied
+  // them. A client that has never called it is not waited for.
+  Invalidations wait_invalidations(1: i64 client_id, 2: i64 after_seq, 3: i32 wait_ms)
+      throws (1: FsError e)
+}

@@ -1,0 +1,109 @@
+// FileDaemon: wires the Store, the OpenTable, the Thrift server and the thread that expires
+// silent clients.
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "common/log.h"
+#include "common/rpc.h"
+#include "fs/file_handler.h"
+#include "fs/fsd.h"
+#include "fs/invalidation_log.h"
+#include "fs/open_table.h"
+#include "fs/store.h"
+#include "kite/fsrpc/FileService.h"
+
+namespace kite::fs {
+
+class FileDaemonImpl {
+ public:
+  FileDaemonImpl(const Config& config, const FileServerOptions& options) : config_(config), options_(options) {}
+
+  Status Init() {
+    if (options_.store_dir.empty()) return InvalidArgument("no store directory given (--store DIR)");
+    if (options_.port <= 0 || options_.port > 65535) return InvalidArgument("bad port " + std::to_string(options_.port));
+    if (options_.client_timeout_ms < 1000)
+      return InvalidArgument("client timeout of " + std::to_string(options_.client_timeout_ms) + " ms (at least 1000)");
+    KITE_ASSIGN_OR_RETURN(auto tls, TlsContext::Create(config_));
+    StoreOptions so;
+    so.path = options_.store_dir;
+    so.sync_metadata = options_.sync_metadata;
+    KITE_ASSIGN_OR_RETURN(store_, Store::Open(so));
+    if (options_.ack_timeout_ms < 0) return InvalidArgument("negative acknowledgement timeout");
+    opens_ = std::make_unique<OpenTable>(store_.get(), std::chrono::milliseconds(options_.client_timeout_ms));
+    invalidations_ = std::make_unique<InvalidationLog>();
+    auto handler = std::make_shared<FileHandler>(store_.get(), opens_.get(), invalidations_.get(),
+                                                 options_.client_timeout_ms,
+                                                 std::chrono::milliseconds(options_.ack_timeout_ms));
+    auto processor = std::make_shared<fsrpc::FileServiceProcessor>(handler);
+    listen_ = options_.listen_address.empty() ? config_.listen_address : options_.listen_address;
+    KITE_ASSIGN_OR_RETURN(server_, MakeServer(*tls, listen_, options_.port, processor));
+    return OkStatus();
+  }
+
+  Status Run() {
+    KLOG_INFO("kite-fsd serving {} on {}:{} (store incarnation {})", options_.store_dir, listen_, options_.port,
+              store_->incarnation());
+    std::thread expiry([this] { ExpireLoop(); });
+    Status result;
+    try {
+      server_->serve();
+    } catch (const std::exception& e) {
+      result = Unavailable(std::string("FileService stopped: ") + e.what());
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    expiry.join();
+    return result;
+  }
+
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (invalidations_) invalidations_->Shutdown();  // long polls and acknowledgement waits end
+    if (server_) server_->stop();
+  }
+
+ private:
+  void ExpireLoop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stopping_) {
+      cv_.wait_for(lock, std::chrono::milliseconds(std::min(options_.client_timeout_ms / 4, 1000)));
+      if (stopping_) break;
+      lock.unlock();
+      for (uint64_t client : opens_->ExpireIdle(OpenTable::Clock::now())) invalidations_->Forget(client);
+      lock.lock();
+    }
+  }
+
+  const Config config_;
+  const FileServerOptions options_;
+  std::string listen_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<OpenTable> opens_;
+  std::unique_ptr<InvalidationLog> invalidations_;
+  std::shared_ptr<apache::thrift::server::TServer> server_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;  // GUARDED_BY(mu_)
+};
+
+FileDaemon::FileDaemon(std::unique_ptr<FileDaemonImpl> impl) : impl_(std::move(impl)) {}
+FileDaemon::~FileDaemon() = default;
+
+StatusOr<std::unique_ptr<FileDaemon>> FileDaemon::Create(const Config& config, const FileServerOptions& options) {
+  auto impl = std::make_unique<FileDaemonImpl>(config, options);
+  KITE_RETURN_IF_ERROR(impl->Init());
+  return std::unique_ptr<FileDaemon>(new FileDaemon(std::move(impl)));
+}
+
+Status FileDaemon::Run() { return impl_->Run(); }
+void FileDaemon::Stop() { impl_->Stop(); }
+
+}  // namespace kite::fs

@@ -1,0 +1,296 @@
+// FileHandler: wire ↔ Store conversions; every error leaves as FsError.
+#include "fs/file_handler.h"
+
+#include <fcntl.h>
+
+#include "common/log.h"
+#include "fs/fs_errors.h"
+#include "kite/fsrpc/kitefs_constants.h"
+
+namespace kite::fs {
+namespace {
+
+fsrpc::Attr ToWire(const Attr& a) {
+  fsrpc::Attr w;
+  w.ino = static_cast<int64_t>(a.ino);
+  w.generation = static_cast<int64_t>(a.generation);
+  w.mode = static_cast<int32_t>(a.mode);
+  w.nlink = static_cast<int32_t>(a.nlink);
+  w.uid = static_cast<int32_t>(a.uid);
+  w.gid = static_cast<int32_t>(a.gid);
+  w.size = static_cast<int64_t>(a.size);
+  w.blocks = static_cast<int64_t>(a.blocks);
+  w.atime_ns = a.atime_ns;
+  w.mtime_ns = a.mtime_ns;
+  w.ctime_ns = a.ctime_ns;
+  w.rdev = static_cast<int64_t>(a.rdev);
+  w.data_version = static_cast<int64_t>(a.data_version);
+  return w;
+}
+
+Owner OwnerOf(const fsrpc::Caller& c) { return Owner{static_cast<uint32_t>(c.uid), static_cast<uint32_t>(c.gid)}; }
+
+// Returns the value or throws the error as FsError.
+template <typename T>
+T Unwrap(StatusOr<T> s) {
+  if (!s.ok()) throw ToFsError(s.status());
+  return std::move(s).value();
+}
+void Check(const Status& s) {
+  if (!s.ok()) throw ToFsError(s);
+}
+
+}  // namespace
+
+fsrpc::FsError ToFsError(const Status& s) {
+  fsrpc::FsError e;
+  e.err = ErrnoOf(s);
+  e.code = static_cast<int32_t>(s.code());
+  e.message = s.message();
+  if (e.err == EIO) KLOG_WARN("{}", s.message());  // the others are the caller's business
+  return e;
+}
+
+void FileHandler::hello(fsrpc::ServerInfo& _return, int64_t client_id, const std::string& client_name,
+                        int32_t protocol_version) {
+  if (protocol_version < 1) Check(FsError(EPROTO, "hello: protocol version " + std::to_string(protocol_version)));
+  opens_->Touch(static_cast<uint64_t>(client_id), client_name);
+  _return.protocol_version = fsrpc::g_kitefs_constants.FS_PROTOCOL_VERSION;
+  _return.root_ino = static_cast<int64_t>(kRootIno);
+  _return.incarnation = static_cast<int64_t>(store_->incarnation());
+  _return.max_io_bytes = static_cast<int32_t>(kMaxIoBytes);
+  _return.client_timeout_ms = client_timeout_ms_;
+  _return.invalidation_seq = static_cast<int64_t>(invalidations_->last_seq());
+}
+
+void FileHandler::keepalive(int64_t client_id) { opens_->Touch(static_cast<uint64_t>(client_id)); }
+
+void FileHandler::Publish(int64_t client_id, std::vector<InvalidationLog::Event> events) {
+  std::erase_if(events, [](const InvalidationLog::Event& e) { return e.ino == 0 && e.parent == 0; });
+  uint64_t seq = invalidations_->Append(static_cast<uint64_t>(client_id), std::move(events));
+  std::vector<uint64_t> behind = invalidations_->WaitAcked(static_cast<uint64_t>(client_id), seq, ack_timeout_);
+  for (uint64_t c : behind) {
+    KLOG_WARN("client {:016x} did not apply invalidations within {} ms: its cache may be stale until it polls again",
+              c, ack_timeout_.count());
+  }
+}
+
+namespace {
+
+using Event = InvalidationLog::Event;
+Event InodeEvent(uint64_t ino, bool data = false) { return Event{ino, data, 0, {}}; }
+Event EntryEvent(uint64_t parent, const std::string& name) { return Event{0, false, parent, name}; }
+
+// The inode a name points to now, for invalidating it (0 if none).
+uint64_t InodeOf(Store* store, int64_t parent, const std::string& name) {
+  auto a = store->Lookup(static_cast<uint64_t>(parent), name);
+  return a.ok() ? a->ino : 0;
+}
+
+}  // namespace
+
+bool FileHandler::WriteShared(int64_t client_id, uint64_t ino, int flags) {
+  OpenTable::Usage others = opens_->UsageOf(ino, static_cast<uint64_t>(client_id));
+  bool writing = (flags & O_ACCMODE) != O_RDONLY;
+  return others.writers > 0 || (writing && !others.clients.empty());
+}
+
+void FileHandler::lookup(fsrpc::Attr& _return, int64_t parent, const std::string& name) {
+  _return = ToWire(Unwrap(store_->Lookup(static_cast<uint64_t>(parent), name)));
+}
+
+void FileHandler::getattr(fsrpc::Attr& _return, int64_t ino) {
+  _return = ToWire(Unwrap(store_->GetAttr(static_cast<uint64_t>(ino))));
+}
+
+void FileHandler::setattr(fsrpc::Attr& _return, int64_t ino, const fsrpc::SetAttr& attr, int64_t client_id) {
+  AttrChange c;
+  if (attr.__isset.mode) c.mode = static_cast<uint32_t>(attr.mode);
+  if (attr.__isset.uid) c.uid = static_cast<uint32_t>(attr.uid);
+  if (attr.__isset.gid) c.gid = static_cast<uint32_t>(attr.gid);
+  if (attr.__isset.size) c.size = attr.size;
+  if (attr.__isset.atime_ns) c.atime_ns = attr.atime_ns;
+  if (attr.__isset.mtime_ns) c.mtime_ns = attr.mtime_ns;
+  _return = ToWire(Unwrap(store_->SetAttr(static_cast<uint64_t>(ino), c)));
+  Publish(client_id, {InodeEvent(static_cast<uint64_t>(ino), attr.__isset.size)});
+}
+
+void FileHandler::mknod(fsrpc::Attr& _return, int64_t parent, const std::string& name, int32_t mode, int64_t rdev,
+                        const fsrpc::Caller& caller, int64_t client_id) {
+  _return = ToWire(Unwrap(store_->MakeNode(static_cast<uint64_t>(parent), name, static_cast<uint32_t>(mode),
+                                           static_cast<uint64_t>(rdev), OwnerOf(caller))));
+  Publish(client_id, {InodeEvent(static_cast<uint64_t>(parent)), EntryEvent(static_cast<uint64_t>(parent), name)});
+}
+
+void FileHandler::mkdir(fsrpc::Attr& _return, int64_t parent, const std::string& name, int32_t mode,
+                        const fsrpc::Caller& caller, int64_t client_id) {
+  _return = ToWire(
+      Unwrap(store_->MakeDir(static_cast<uint64_t>(parent), name, static_cast<uint32_t>(mode), OwnerOf(caller))));
+  Publish(client_id, {InodeEvent(static_cast<uint64_t>(parent)), EntryEvent(static_cast<uint64_t>(parent), name)});
+}
+
+void FileHandler::symlink(fsrpc::Attr& _return, int64_t parent, const std::string& name, const std::string& target,
+                          const fsrpc::Caller& caller, int64_t client_id) {
+  _return = ToWire(Unwrap(store_->MakeSymlink(static_cast<uint64_t>(parent), name, target, OwnerOf(caller))));
+  Publish(client_id, {InodeEvent(static_cast<uint64_t>(parent)), EntryEvent(static_cast<uint64_t>(parent), name)});
+}
+
+void FileHandler::readlink(std::string& _return, int64_t ino) {
+  _return = Unwrap(store_->ReadLink(static_cast<uint64_t>(ino)));
+}
+
+void FileHandler::unlink(int64_t parent, const std::string& name, int64_t client_id) {
+  uint64_t child = InodeOf(store_, parent, name);
+  Check(store_->Unlink(static_cast<uint64_t>(parent), name));
+  Publish(client_id, {EntryEvent(static_cast<uint64_t>(parent), name), InodeEvent(static_cast<uint64_t>(parent)),
+                      InodeEvent(child)});
+}
+
+void FileHandler::rmdir(int64_t parent, const std::string& name, int64_t client_id) {
+  uint64_t child = InodeOf(store_, parent, name);
+  Check(store_->RemoveDir(static_cast<uint64_t>(parent), name));
+  Publish(client_id, {EntryEvent(static_cast<uint64_t>(parent), name), InodeEvent(static_cast<uint64_t>(parent)),
+                      InodeEvent(child)});
+}
+
+void FileHandler::rename(int64_t parent, const std::string& name, int64_t new_parent, const std::string& new_name,
+                         int32_t flags, int64_t client_id) {
+  uint64_t moved = InodeOf(store_, parent, name), replaced = InodeOf(store_, new_parent, new_name);
+  Check(store_->Rename(static_cast<uint64_t>(parent), name, static_cast<uint64_t>(new_parent), new_name,
+                       static_cast<uint32_t>(flags)));
+  std::vector<Event> events = {EntryEvent(static_cast<uint64_t>(parent), name),
+                               EntryEvent(static_cast<uint64_t>(new_parent), new_name),
+                               InodeEvent(static_cast<uint64_t>(parent)), InodeEvent(moved), InodeEvent(replaced)};
+  if (new_parent != parent) events.push_back(InodeEvent(static_cast<uint64_t>(new_parent)));
+  Publish(client_id, std::move(events));
+}
+
+void FileHandler::link(fsrpc::Attr& _return, int64_t ino, int64_t new_parent, const std::string& new_name,
+                       int64_t client_id) {
+  _return = ToWire(Unwrap(store_->Link(static_cast<uint64_t>(ino), static_cast<uint64_t>(new_parent), new_name)));
+  Publish(client_id, {InodeEvent(static_cast<uint64_t>(ino)), InodeEvent(static_cast<uint64_t>(new_parent)),
+                      EntryEvent(static_cast<uint64_t>(new_parent), new_name)});
+}
+
+void FileHandler::create(fsrpc::OpenReply& _return, int64_t client_id, int64_t parent, const std::string& name,
+                         int32_t mode, int32_t flags, const fsrpc::Caller& caller) {
+  bool created = false;
+  Attr a = Unwrap(store_->Create(static_cast<uint64_t>(parent), name, static_cast<uint32_t>(mode), flags,
+                                 OwnerOf(caller), &created));
+  _return.cache = !WriteShared(client_id, a.ino, flags);
+  _return.handle = static_cast<int64_t>(opens_->Add(static_cast<uint64_t>(client_id), a.ino, flags));
+  _return.attr = ToWire(a);
+  if (created) {
+    Publish(client_id, {InodeEvent(static_cast<uint64_t>(parent)), EntryEvent(static_cast<uint64_t>(parent), name)});
+  } else if (flags & O_TRUNC) {
+    Publish(client_id, {InodeEvent(a.ino, true)});
+  }
+}
+
+void FileHandler::open(fsrpc::OpenReply& _return, int64_t client_id, int64_t ino, int32_t flags) {
+  Attr a = Unwrap(store_->Open(static_cast<uint64_t>(ino), flags));
+  _return.cache = !WriteShared(client_id, a.ino, flags);
+  _return.handle = static_cast<int64_t>(opens_->Add(static_cast<uint64_t>(client_id), a.ino, flags));
+  _return.attr = ToWire(a);
+  if (flags & O_TRUNC) Publish(client_id, {InodeEvent(a.ino, true)});
+}
+
+void FileHandler::release(int64_t client_id, int64_t handle) {
+  Check(opens_->Remove(static_cast<uint64_t>(client_id), static_cast<uint64_t>(handle)));
+}
+
+void FileHandler::read(std::string& _return, int64_t ino, int64_t offset, int32_t size) {
+  if (size < 0) Check(FsError(EINVAL, "read: negative size " + std::to_string(size)));
+  _return = Unwrap(store_->Read(static_cast<uint64_t>(ino), offset, static_cast<size_t>(size)));
+}
+
+void FileHandler::write(fsrpc::WriteReply& _return, int64_t ino, int64_t offset, const std::string& data,
+                        bool append, int64_t client_id) {
+  WriteResult r = Unwrap(store_->Write(static_cast<uint64_t>(ino), offset, data, append));
+  _return.written = static_cast<int32_t>(r.written);
+  _return.offset = r.offset;
+  _return.attr = ToWire(r.attr);
+  if (!data.empty()) Publish(client_id, {InodeEvent(static_cast<uint64_t>(ino), true)});
+}
+
+void FileHandler::fsync(int64_t ino, bool datasync) {
+  Unwrap(store_->GetAttr(static_cast<uint64_t>(ino)));  // ESTALE for a file that is gone
+  Check(store_->Sync());
+}
+
+void FileHandler::fallocate(fsrpc::Attr& _return, int64_t ino, int32_t mode, int64_t offset, int64_t length,
+                            int64_t client_id) {
+  _return = ToWire(Unwrap(store_->Fallocate(static_cast<uint64_t>(ino), mode, offset, length)));
+  Publish(client_id, {InodeEvent(static_cast<uint64_t>(ino), true)});
+}
+
+void FileHandler::readdir(fsrpc::DirPage& _return, int64_t ino, int64_t cookie, int32_t max_entries) {
+  if (cookie < 0 || max_entries <= 0)
+    Check(FsError(EINVAL, "readdir: cookie " + std::to_string(cookie) + ", max_entries " + std::to_string(max_entries)));
+  DirPage page = Unwrap(store_->ReadDir(static_cast<uint64_t>(ino), static_cast<uint64_t>(cookie),
+                                        std::min(max_entries, 10000)));
+  _return.entries.reserve(page.entries.size());
+  for (auto& e : page.entries) {
+    fsrpc::DirEntry w;
+    w.name = std::move(e.name);
+    w.ino = static_cast<int64_t>(e.ino);
+    w.type = static_cast<int32_t>(e.type);
+    w.next_cookie = static_cast<int64_t>(e.next_cookie);
+    _return.entries.push_back(std::move(w));
+  }
+  _return.eof = page.eof;
+}
+
+void FileHandler::statfs(fsrpc::FsStats& _return) {
+  FsStats s = Unwrap(store_->StatFs());
+  _return.block_size = static_cast<int64_t>(s.block_size);
+  _return.blocks = static_cast<int64_t>(s.blocks);
+  _return.blocks_free = static_cast<int64_t>(s.blocks_free);
+  _return.blocks_avail = static_cast<int64_t>(s.blocks_avail);
+  _return.files = static_cast<int64_t>(s.files);
+  _return.files_free = static_cast<int64_t>(s.files_free);
+  _return.name_max = static_cast<int32_t>(s.name_max);
+}
+
+void FileHandler::setxattr(int64_t ino, const std::string& name, const std::string& value, int32_t flags,
+                           int64_t client_id) {
+  Check(store_->SetXattr(static_cast<uint64_t>(ino), name, value, flags));
+  Publish(client_id, {InodeEvent(static_cast<uint64_t>(ino))});
+}
+
+void FileHandler::getxattr(std::string& _return, int64_t ino, const std::string& name) {
+  _return = Unwrap(store_->GetXattr(static_cast<uint64_t>(ino), name));
+}
+
+void FileHandler::listxattr(std::vector<std::string>& _return, int64_t ino) {
+  _return = Unwrap(store_->ListXattr(static_cast<uint64_t>(ino)));
+}
+
+void FileHandler::removexattr(int64_t ino, const std::string& name, int64_t client_id) {
+  Check(store_->RemoveXattr(static_cast<uint64_t>(ino), name));
+  Publish(client_id, {InodeEvent(static_cast<uint64_t>(ino))});
+}
+
+void FileHandler::wait_invalidations(fsrpc::Invalidations& _return, int64_t client_id, int64_t after_seq,
+                                     int32_t wait_ms) {
+  if (after_seq < 0 || wait_ms < 0)
+    Check(FsError(EINVAL, "wait_invalidations: after_seq " + std::to_string(after_seq) + ", wait_ms " +
+                              std::to_string(wait_ms)));
+  opens_->Touch(static_cast<uint64_t>(client_id));
+  InvalidationLog::Batch b = invalidations_->Wait(static_cast<uint64_t>(client_id), static_cast<uint64_t>(after_seq),
+                                                  std::chrono::milliseconds(std::min(wait_ms, 30000)));
+  _return.items.reserve(b.events.size());
+  for (auto& e : b.events) {
+    fsrpc::Invalidation w;
+    w.ino = static_cast<int64_t>(e.ino);
+    w.data = e.data;
+    w.parent = static_cast<int64_t>(e.parent);
+    w.name = std::move(e.name);
+    _return.items.push_back(std::move(w));
+  }
+  _return.next_seq = static_cast<int64_t>(b.next_seq);
+  _return.overflow = b.overflow;
+  _return.incarnation = static_cast<int64_t>(store_->incarnation());
+}
+
+}  // namespace kite::fs

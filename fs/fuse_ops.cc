@@ -1,0 +1,548 @@
+// FuseOps: one FileService call per kernel request (two for none), replies in errno. The
+// trampolines at the bottom are the C boundary.
+#include "fs/fuse_ops.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+
+#include <cstring>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+#include "fs/fs_errors.h"
+#include "kite/fsrpc/kitefs_constants.h"
+
+namespace kite::fs {
+namespace {
+
+using Retry = ServerPool::Retry;
+using Client = ServerPool::Client;
+
+// File capabilities: the kernel asks for this attribute before every write (to drop it), which
+// would cost a round trip per write. kitefs does not store it: getting it is ENODATA without
+// asking the server, setting it is EOPNOTSUPP — never a wrong answer.
+constexpr char kCapabilityXattr[] = "security.capability";
+
+timespec ToTimespec(int64_t ns) {
+  timespec ts;
+  ts.tv_sec = ns / 1000000000;
+  ts.tv_nsec = ns % 1000000000;
+  if (ts.tv_nsec < 0) {
+    ts.tv_nsec += 1000000000;
+    --ts.tv_sec;
+  }
+  return ts;
+}
+
+struct stat ToStat(const fsrpc::Attr& a) {
+  struct stat st {};
+  st.st_ino = static_cast<ino_t>(a.ino);
+  st.st_mode = static_cast<mode_t>(a.mode);
+  st.st_nlink = static_cast<nlink_t>(a.nlink);
+  st.st_uid = static_cast<uid_t>(a.uid);
+  st.st_gid = static_cast<gid_t>(a.gid);
+  st.st_size = a.size;
+  st.st_blocks = a.blocks;
+  st.st_blksize = 64 * 1024;  // stdio buffers of a chunk: fewer, larger writes
+  st.st_rdev = static_cast<dev_t>(a.rdev);
+  st.st_atim = ToTimespec(a.atime_ns);
+  st.st_mtim = ToTimespec(a.mtime_ns);
+  st.st_ctim = ToTimespec(a.ctime_ns);
+  return st;
+}
+
+fsrpc::Caller CallerOf(fuse_req_t req) {
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  fsrpc::Caller c;
+  c.uid = static_cast<int32_t>(ctx->uid);
+  c.gid = static_cast<int32_t>(ctx->gid);
+  return c;
+}
+
+int64_t Ino(fuse_ino_t ino) { return static_cast<int64_t>(ino); }
+
+}  // namespace
+
+void FuseOps::ReplyError(fuse_req_t req, const Status& s) {
+  int err = ErrnoOf(s);
+  if (err == EIO) {
+    KLOG_WARN("{}", s.message());
+  } else if (err != ENOENT && err != ENODATA) {
+    KLOG_DEBUG("{}", s.message());
+  }
+  fuse_reply_err(req, err);
+}
+
+void FuseOps::ReplyEntry(fuse_req_t req, const fsrpc::Attr& a) {
+  fuse_entry_param e{};
+  e.ino = static_cast<fuse_ino_t>(a.ino);
+  e.generation = static_cast<uint64_t>(a.generation);
+  e.attr = ToStat(a);
+  e.attr_timeout = options_.attr_timeout_s;
+  e.entry_timeout = options_.entry_timeout_s;
+  nodes_.Entered(e.ino, a.ctime_ns);
+  fuse_reply_entry(req, &e);
+}
+
+void FuseOps::Init(fuse_conn_info* conn) {
+  // O_TRUNC travels with the open (the server truncates in the same step).
+  if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+  // A symlink's target never changes (rename replaces the inode): cache it.
+  if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+  // The kernel must not keep dirty pages or set mtime itself (one clock: the server's).
+  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  // A changed mtime or size seen in fresh attributes drops the cached pages too.
+  if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA) conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+  conn->max_write = 1 << 20;
+  conn->max_readahead = 1 << 20;
+  conn->time_gran = 1;
+}
+
+void FuseOps::Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  fsrpc::Attr a;
+  Status s = pool_->Call("lookup", Retry::kIdempotent, [&](Client& c) { c.lookup(a, Ino(parent), name); });
+  if (!s.ok()) return ReplyError(req, s);
+  ReplyEntry(req, a);
+}
+
+void FuseOps::Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  nodes_.Forget(ino, nlookup);
+  fuse_reply_none(req);
+}
+
+void FuseOps::ForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  for (size_t i = 0; i < count; ++i) nodes_.Forget(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void FuseOps::GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  fsrpc::Attr a;
+  Status s = pool_->Call("getattr", Retry::kIdempotent, [&](Client& c) { c.getattr(a, Ino(ino)); });
+  if (!s.ok()) return ReplyError(req, s);
+  struct stat st = ToStat(a);
+  nodes_.AttrGiven(ino, a.ctime_ns);
+  fuse_reply_attr(req, &st, options_.attr_timeout_s);
+}
+
+void FuseOps::SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
+  fsrpc::SetAttr w;
+  if (to_set & FUSE_SET_ATTR_MODE) w.__set_mode(static_cast<int32_t>(attr->st_mode & 07777));
+  if (to_set & FUSE_SET_ATTR_UID) w.__set_uid(static_cast<int32_t>(attr->st_uid));
+  if (to_set & FUSE_SET_ATTR_GID) w.__set_gid(static_cast<int32_t>(attr->st_gid));
+  if (to_set & FUSE_SET_ATTR_SIZE) w.__set_size(attr->st_size);
+  auto ns = [](const timespec& t) { return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec; };
+  if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+    w.__set_atime_ns(fsrpc::g_kitefs_constants.TIME_NOW);
+  } else if (to_set & FUSE_SET_ATTR_ATIME) {
+    w.__set_atime_ns(ns(attr->st_atim));
+  }
+  if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+    w.__set_mtime_ns(fsrpc::g_kitefs_constants.TIME_NOW);
+  } else if (to_set & FUSE_SET_ATTR_MTIME) {
+    w.__set_mtime_ns(ns(attr->st_mtim));
+  }
+  fsrpc::Attr a;
+  Status s = pool_->Call("setattr", Retry::kIdempotent, [&](Client& c) { c.setattr(a, Ino(ino), w, static_cast<int64_t>(client_id_)); });
+  if (!s.ok()) return ReplyError(req, s);
+  // A truncation here went through the kernel's page cache too, but another host may have
+  // written meanwhile: the next open fetches the data again.
+  if (to_set & FUSE_SET_ATTR_SIZE) nodes_.Distrust(ino);
+  struct stat st = ToStat(a);
+  nodes_.AttrGiven(ino, a.ctime_ns);
+  fuse_reply_attr(req, &st, options_.attr_timeout_s);
+}
+
+void FuseOps::ReadLink(fuse_req_t req, fuse_ino_t ino) {
+  std::string target;
+  Status s = pool_->Call("readlink", Retry::kIdempotent, [&](Client& c) { c.readlink(target, Ino(ino)); });
+  if (!s.ok()) return ReplyError(req, s);
+  fuse_reply_readlink(req, target.c_str());
+}
+
+void FuseOps::MkNod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  fsrpc::Attr a;
+  fsrpc::Caller caller = CallerOf(req);
+  Status s = pool_->Call("mknod", Retry::kOnce, [&](Client& c) {
+    c.mknod(a, Ino(parent), name, static_cast<int32_t>(mode), static_cast<int64_t>(rdev), caller, static_cast<int64_t>(client_id_));
+  });
+  if (!s.ok()) return ReplyError(req, s);
+  ReplyEntry(req, a);
+}
+
+void FuseOps::MkDir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  fsrpc::Attr a;
+  fsrpc::Caller caller = CallerOf(req);
+  Status s = pool_->Call("mkdir", Retry::kOnce,
+                         [&](Client& c) { c.mkdir(a, Ino(parent), name, static_cast<int32_t>(mode), caller, static_cast<int64_t>(client_id_)); });
+  if (!s.ok()) return ReplyError(req, s);
+  ReplyEntry(req, a);
+}
+
+void FuseOps::Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Status s = pool_->Call("unlink", Retry::kOnce, [&](Client& c) { c.unlink(Ino(parent), name, static_cast<int64_t>(client_id_)); });
+  if (!s.ok()) return ReplyError(req, s);
+  fuse_reply_err(req, 0);
+}
+
+void FuseOps::RmDir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Status s = pool_->Call("rmdir", Retry::kOnce, [&](Client& c) { c.rmdir(Ino(parent), name, static_cast<int64_t>(client_id_)); });
+  if (!s.ok()) return ReplyError(req, s);
+  fuse_reply_err(req, 0);
+}
+
+void FuseOps::Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  fsrpc::Attr a;
+  fsrpc::Caller caller = CallerOf(req);
+  Status s = pool_->Call("symlink", Retry::kOnce, [&](Client& c) { c.symlink(a, Ino(parent), name, link, caller, static_cast<int64_t>(client_id_)); });
+  if (!s.ok()) return ReplyError(req, s);
+  ReplyEntry(req, a);
+}
+
+void FuseOps::Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
+                     unsigned int flags) {
+  Status s = pool_->Call("rename", Retry::kOnce, [&](Client& c) {
+    c.rename(Ino(parent), name, Ino(newparent), newname, static_cast<int32_t>(flags), static_cast<int64_t>(client_id_));
+  });
+  if (!s.ok()) return ReplyError(req, s);
+  fuse_reply_err(req, 0);
+}
+
+void FuseOps::Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  fsrpc::Attr a;
+  Status s = pool_->Call("link", Retry::kOnce, [&](Client& c) { c.link(a, Ino(ino), Ino(newparent), newname, static_cast<int64_t>(client_id_)); });
+  if (!s.ok()) return ReplyError(req, s);
+  ReplyEntry(req, a);
+}
+
+void FuseOps::FinishOpen(fuse_ino_t ino, const fsrpc::OpenReply& reply, fuse_file_info* fi) {
+  auto* f = new OpenFile{reply.handle, (fi->flags & O_APPEND) != 0};
+  fi->fh = reinterpret_cast<uint64_t>(f);
+  NodeTable::OpenDecision d = nodes_.Opened(ino, reply.attr.data_version, reply.attr.ctime_ns);
+  fi->keep_cache = d.keep_cache;
+  if (f->append || !reply.cache) {
+    // An append: the server appends (the kernel's idea of the end may be another host's past).
+    // Write sharing (the file is open elsewhere, and someone writes): no caching of its data.
+    fi->direct_io = 1;
+    nodes_.Distrust(ino);
+  }
+  // The kernel's attributes are older than this open: make stat and reads past the old end
+  // ask the server. Safe inside a handler: attributes only, no page locks.
+  if (d.invalidate_attr) {
+    if (fuse_session* se = session_.load()) fuse_lowlevel_notify_inval_inode(se, ino, -1, 0);
+  }
+}
+
+void FuseOps::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  fsrpc::OpenReply reply;
+  int flags = fi->flags;
+  Status s = pool_->Call("open", Retry::kIdempotent,
+                         [&](Client& c) { c.open(reply, static_cast<int64_t>(client_id_), Ino(ino), flags); });
+  if (!s.ok()) return ReplyError(req, s);
+  FinishOpen(ino, reply, fi);
+  if (fuse_reply_open(req, fi) != 0) {
+    // The opener went away (interrupted): nobody will release it.
+    int64_t handle = reinterpret_cast<OpenFile*>(fi->fh)->handle;
+    delete reinterpret_cast<OpenFile*>(fi->fh);
+    (void)pool_->Call("release", Retry::kIdempotent,
+                      [&](Client& c) { c.release(static_cast<int64_t>(client_id_), handle); });
+  }
+}
+
+void FuseOps::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  fsrpc::OpenReply reply;
+  fsrpc::Caller caller = CallerOf(req);
+  int flags = fi->flags;
+  // Without O_EXCL a create of an existing file opens it: safe to send again.
+  Retry retry = (flags & O_EXCL) ? Retry::kOnce : Retry::kIdempotent;
+  Status s = pool_->Call("create", retry, [&](Client& c) {
+    c.create(reply, static_cast<int64_t>(client_id_), Ino(parent), name, static_cast<int32_t>(mode), flags, caller);
+  });
+  if (!s.ok()) return ReplyError(req, s);
+  fuse_ino_t ino = static_cast<fuse_ino_t>(reply.attr.ino);
+  fuse_entry_param e{};
+  e.ino = ino;
+  e.generation = static_cast<uint64_t>(reply.attr.generation);
+  e.attr = ToStat(reply.attr);
+  e.attr_timeout = options_.attr_timeout_s;
+  e.entry_timeout = options_.entry_timeout_s;
+  nodes_.Entered(ino, reply.attr.ctime_ns);
+  FinishOpen(ino, reply, fi);
+  if (fuse_reply_create(req, &e, fi) != 0) {
+    int64_t handle = reinterpret_cast<OpenFile*>(fi->fh)->handle;
+    delete reinterpret_cast<OpenFile*>(fi->fh);
+    (void)pool_->Call("release", Retry::kIdempotent,
+                      [&](Client& c) { c.release(static_cast<int64_t>(client_id_), handle); });
+  }
+}
+
+void FuseOps::Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  std::string data;
+  Status s = pool_->Call("read", Retry::kIdempotent,
+                         [&](Client& c) { c.read(data, Ino(ino), off, static_cast<int32_t>(size)); });
+  if (!s.ok()) return ReplyError(req, s);
+  fuse_reply_buf(req, data.data(), data.size());
+}
+
+void FuseOps::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
+  const auto* f = reinterpret_cast<const OpenFile*>(fi->fh);
+  bool append = f && f->append;
+  fsrpc::WriteReply reply;
+  std::string data(buf, size);
+  // A write at an offset is idempotent; an append is not.
+  Status s = pool_->Call("write", append ? Retry::kOnce : Retry::kIdempotent,
+                         [&](Client& c) { c.write(reply, Ino(ino), off, data, append, static_cast<int64_t>(client_id_)); });
+  if (!s.ok()) return ReplyError(req, s);
+  if (append) {
+    nodes_.Distrust(ino);
+  } else {
+    nodes_.Changed(ino, reply.attr.data_version);
+  }
+  fuse_reply_write(req, static_cast<size_t>(reply.written));
+}
+
+void FuseOps::Flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
+  // Writes are synchronous: at close the server has every byte already.
+  fuse_reply_err(req, 0);
+}
+
+void FuseOps::Release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  auto* f = reinterpret_cast<OpenFile*>(fi->fh);
+  if (f) {
+    int64_t handle = f->handle;
+    delete f;
+    Status s = pool_->Call("release", Retry::kIdempotent,
+                           [&](Client& c) { c.release(static_cast<int64_t>(client_id_), handle); });
+    if (!s.ok()) KLOG_WARN("{}", s.message());  // the server releases it when it expires us
+  }
+  fuse_reply_err(req, 0);
+}
+
+void FuseOps::Fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info*) {
+  Status s = pool_->Call("fsync", Retry::kIdempotent, [&](Client& c) { c.fsync(Ino(ino), datasync != 0); });
+  fuse_reply_err(req, ErrnoOf(s));
+}
+
+void FuseOps::OpenDir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  fi->fh = 0;
+  fi->cache_readdir = 0;  // listings change on other hosts
+  fuse_reply_open(req, fi);
+}
+
+void FuseOps::ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  fsrpc::DirPage page;
+  // The smallest kernel dirent takes 32 bytes: ask for no more than could fit.
+  int32_t max_entries = static_cast<int32_t>(size / 32 + 1);
+  Status s = pool_->Call("readdir", Retry::kIdempotent,
+                         [&](Client& c) { c.readdir(page, Ino(ino), static_cast<int64_t>(off), max_entries); });
+  if (!s.ok()) return ReplyError(req, s);
+  std::vector<char> buf(size);
+  size_t used = 0;
+  for (const auto& e : page.entries) {
+    struct stat st {};
+    st.st_ino = static_cast<ino_t>(e.ino);
+    st.st_mode = static_cast<mode_t>(e.type);
+    size_t need = fuse_add_direntry(req, buf.data() + used, size - used, e.name.c_str(), &st,
+                                    static_cast<off_t>(e.next_cookie));
+    if (need > size - used) break;  // the rest comes with the next call, from this cookie
+    used += need;
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void FuseOps::ReleaseDir(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+
+void FuseOps::FsyncDir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info*) {
+  Status s = pool_->Call("fsyncdir", Retry::kIdempotent, [&](Client& c) { c.fsync(Ino(ino), datasync != 0); });
+  fuse_reply_err(req, ErrnoOf(s));
+}
+
+void FuseOps::StatFs(fuse_req_t req, fuse_ino_t) {
+  fsrpc::FsStats f;
+  Status s = pool_->Call("statfs", Retry::kIdempotent, [&](Client& c) { c.statfs(f); });
+  if (!s.ok()) return ReplyError(req, s);
+  struct statvfs v {};
+  v.f_bsize = static_cast<unsigned long>(f.block_size);
+  v.f_frsize = static_cast<unsigned long>(f.block_size);
+  v.f_blocks = static_cast<fsblkcnt_t>(f.blocks);
+  v.f_bfree = static_cast<fsblkcnt_t>(f.blocks_free);
+  v.f_bavail = static_cast<fsblkcnt_t>(f.blocks_avail);
+  v.f_files = static_cast<fsfilcnt_t>(f.files + f.files_free);
+  v.f_ffree = static_cast<fsfilcnt_t>(f.files_free);
+  v.f_favail = static_cast<fsfilcnt_t>(f.files_free);
+  v.f_namemax = static_cast<unsigned long>(f.name_max);
+  fuse_reply_statfs(req, &v);
+}
+
+void FuseOps::SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
+  if (std::strcmp(name, kCapabilityXattr) == 0) return fuse_reply_err(req, EOPNOTSUPP), void();
+  std::string v(value, size);
+  Status s = pool_->Call("setxattr", Retry::kIdempotent, [&](Client& c) { c.setxattr(Ino(ino), name, v, flags, static_cast<int64_t>(client_id_)); });
+  fuse_reply_err(req, ErrnoOf(s));
+}
+
+void FuseOps::GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  if (std::strcmp(name, kCapabilityXattr) == 0) return fuse_reply_err(req, ENODATA), void();
+  std::string v;
+  Status s = pool_->Call("getxattr", Retry::kIdempotent, [&](Client& c) { c.getxattr(v, Ino(ino), name); });
+  if (!s.ok()) return ReplyError(req, s);
+  if (size == 0) return fuse_reply_xattr(req, v.size()), void();
+  if (v.size() > size) return fuse_reply_err(req, ERANGE), void();
+  fuse_reply_buf(req, v.data(), v.size());
+}
+
+void FuseOps::ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  std::vector<std::string> names;
+  Status s = pool_->Call("listxattr", Retry::kIdempotent, [&](Client& c) { c.listxattr(names, Ino(ino)); });
+  if (!s.ok()) return ReplyError(req, s);
+  std::string all;
+  for (const auto& n : names) {
+    all += n;
+    all.push_back('\0');
+  }
+  if (size == 0) return fuse_reply_xattr(req, all.size()), void();
+  if (all.size() > size) return fuse_reply_err(req, ERANGE), void();
+  fuse_reply_buf(req, all.data(), all.size());
+}
+
+void FuseOps::RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  if (std::strcmp(name, kCapabilityXattr) == 0) return fuse_reply_err(req, ENODATA), void();
+  Status s = pool_->Call("removexattr", Retry::kIdempotent, [&](Client& c) { c.removexattr(Ino(ino), name, static_cast<int64_t>(client_id_)); });
+  fuse_reply_err(req, ErrnoOf(s));
+}
+
+void FuseOps::Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, fuse_file_info*) {
+  fsrpc::Attr a;
+  Status s = pool_->Call("fallocate", Retry::kIdempotent,
+                         [&](Client& c) { c.fallocate(a, Ino(ino), mode, offset, length, static_cast<int64_t>(client_id_)); });
+  if (s.ok()) nodes_.Distrust(ino);
+  fuse_reply_err(req, ErrnoOf(s));
+}
+
+void FuseOps::ApplyInvalidations(const std::vector<fsrpc::Invalidation>& items) {
+  fuse_session* se = session_.load();
+  if (!se) return;
+  for (const auto& inv : items) {
+    // The kernel holds only what it was given (and the root): the rest needs no telling.
+    if (inv.parent != 0 && nodes_.Known(static_cast<uint64_t>(inv.parent))) {
+      fuse_lowlevel_notify_inval_entry(se, static_cast<fuse_ino_t>(inv.parent), inv.name.data(), inv.name.size());
+    }
+    if (inv.ino != 0 && nodes_.Known(static_cast<uint64_t>(inv.ino))) {
+      if (inv.data) nodes_.Distrust(static_cast<uint64_t>(inv.ino));
+      fuse_lowlevel_notify_inval_inode(se, static_cast<fuse_ino_t>(inv.ino), inv.data ? 0 : -1, 0);
+    }
+  }
+}
+
+void FuseOps::InvalidateAll() {
+  fuse_session* se = session_.load();
+  if (!se) return;
+  for (uint64_t ino : nodes_.Inodes()) {
+    nodes_.Distrust(ino);
+    fuse_lowlevel_notify_inval_inode(se, static_cast<fuse_ino_t>(ino), 0, 0);
+  }
+}
+
+// ---- the C boundary ------------------------------------------------------------------------
+
+namespace {
+
+FuseOps* Self(fuse_req_t req) { return static_cast<FuseOps*>(fuse_req_userdata(req)); }
+
+// Runs a handler; whatever it throws becomes an errno reply (it cannot have replied yet: the
+// reply is each handler's last step).
+template <typename Fn>
+void Guard(fuse_req_t req, Fn&& fn) {
+  try {
+    fn();
+  } catch (const std::bad_alloc&) {
+    fuse_reply_err(req, ENOMEM);
+  } catch (const std::exception& e) {
+    KLOG_ERROR("FUSE handler failed: {}", e.what());
+    fuse_reply_err(req, EIO);
+  } catch (...) {
+    fuse_reply_err(req, EIO);
+  }
+}
+
+// For the requests that get no reply (forget).
+template <typename Fn>
+void GuardNoReply(fuse_req_t req, Fn&& fn) {
+  try {
+    fn();
+  } catch (...) {
+    fuse_reply_none(req);
+  }
+}
+
+const fuse_lowlevel_ops kOps = [] {
+  fuse_lowlevel_ops o{};
+  o.init = [](void* userdata, fuse_conn_info* conn) { static_cast<FuseOps*>(userdata)->Init(conn); };
+  o.lookup = [](fuse_req_t r, fuse_ino_t p, const char* n) { Guard(r, [&] { Self(r)->Lookup(r, p, n); }); };
+  o.forget = [](fuse_req_t r, fuse_ino_t i, uint64_t n) { GuardNoReply(r, [&] { Self(r)->Forget(r, i, n); }); };
+  o.forget_multi = [](fuse_req_t r, size_t c, fuse_forget_data* f) {
+    GuardNoReply(r, [&] { Self(r)->ForgetMulti(r, c, f); });
+  };
+  o.getattr = [](fuse_req_t r, fuse_ino_t i, fuse_file_info* f) { Guard(r, [&] { Self(r)->GetAttr(r, i, f); }); };
+  o.setattr = [](fuse_req_t r, fuse_ino_t i, struct stat* a, int s, fuse_file_info* f) {
+    Guard(r, [&] { Self(r)->SetAttr(r, i, a, s, f); });
+  };
+  o.readlink = [](fuse_req_t r, fuse_ino_t i) { Guard(r, [&] { Self(r)->ReadLink(r, i); }); };
+  o.mknod = [](fuse_req_t r, fuse_ino_t p, const char* n, mode_t m, dev_t d) {
+    Guard(r, [&] { Self(r)->MkNod(r, p, n, m, d); });
+  };
+  o.mkdir = [](fuse_req_t r, fuse_ino_t p, const char* n, mode_t m) { Guard(r, [&] { Self(r)->MkDir(r, p, n, m); }); };
+  o.unlink = [](fuse_req_t r, fuse_ino_t p, const char* n) { Guard(r, [&] { Self(r)->Unlink(r, p, n); }); };
+  o.rmdir = [](fuse_req_t r, fuse_ino_t p, const char* n) { Guard(r, [&] { Self(r)->RmDir(r, p, n); }); };
+  o.symlink = [](fuse_req_t r, const char* l, fuse_ino_t p, const char* n) {
+    Guard(r, [&] { Self(r)->Symlink(r, l, p, n); });
+  };
+  o.rename = [](fuse_req_t r, fuse_ino_t p, const char* n, fuse_ino_t np, const char* nn, unsigned int f) {
+    Guard(r, [&] { Self(r)->Rename(r, p, n, np, nn, f); });
+  };
+  o.link = [](fuse_req_t r, fuse_ino_t i, fuse_ino_t np, const char* nn) {
+    Guard(r, [&] { Self(r)->Link(r, i, np, nn); });
+  };
+  o.open = [](fuse_req_t r, fuse_ino_t i, fuse_file_info* f) { Guard(r, [&] { Self(r)->Open(r, i, f); }); };
+  o.create = [](fuse_req_t r, fuse_ino_t p, const char* n, mode_t m, fuse_file_info* f) {
+    Guard(r, [&] { Self(r)->Create(r, p, n, m, f); });
+  };
+  o.read = [](fuse_req_t r, fuse_ino_t i, size_t s, off_t off, fuse_file_info* f) {
+    Guard(r, [&] { Self(r)->Read(r, i, s, off, f); });
+  };
+  o.write = [](fuse_req_t r, fuse_ino_t i, const char* b, size_t s, off_t off, fuse_file_info* f) {
+    Guard(r, [&] { Self(r)->Write(r, i, b, s, off, f); });
+  };
+  o.flush = [](fuse_req_t r, fuse_ino_t i, fuse_file_info* f) { Guard(r, [&] { Self(r)->Flush(r, i, f); }); };
+  o.release = [](fuse_req_t r, fuse_ino_t i, fuse_file_info* f) { Guard(r, [&] { Self(r)->Release(r, i, f); }); };
+  o.fsync = [](fuse_req_t r, fuse_ino_t i, int d, fuse_file_info* f) { Guard(r, [&] { Self(r)->Fsync(r, i, d, f); }); };
+  o.opendir = [](fuse_req_t r, fuse_ino_t i, fuse_file_info* f) { Guard(r, [&] { Self(r)->OpenDir(r, i, f); }); };
+  o.readdir = [](fuse_req_t r, fuse_ino_t i, size_t s, off_t off, fuse_file_info* f) {
+    Guard(r, [&] { Self(r)->ReadDir(r, i, s, off, f); });
+  };
+  o.releasedir = [](fuse_req_t r, fuse_ino_t i, fuse_file_info* f) { Guard(r, [&] { Self(r)->ReleaseDir(r, i, f); }); };
+  o.fsyncdir = [](fuse_req_t r, fuse_ino_t i, int d, fuse_file_info* f) {
+    Guard(r, [&] { Self(r)->FsyncDir(r, i, d, f); });
+  };
+  o.statfs = [](fuse_req_t r, fuse_ino_t i) { Guard(r, [&] { Self(r)->StatFs(r, i); }); };
+  o.setxattr = [](fuse_req_t r, fuse_ino_t i, const char* n, const char* v, size_t s, int f) {
+    Guard(r, [&] { Self(r)->SetXattr(r, i, n, v, s, f); });
+  };
+  o.getxattr = [](fuse_req_t r, fuse_ino_t i, const char* n, size_t s) { Guard(r, [&] { Self(r)->GetXattr(r, i, n, s); }); };
+  o.listxattr = [](fuse_req_t r, fuse_ino_t i, size_t s) { Guard(r, [&] { Self(r)->ListXattr(r, i, s); }); };
+  o.removexattr = [](fuse_req_t r, fuse_ino_t i, const char* n) { Guard(r, [&] { Self(r)->RemoveXattr(r, i, n); }); };
+  o.fallocate = [](fuse_req_t r, fuse_ino_t i, int m, off_t off, off_t len, fuse_file_info* f) {
+    Guard(r, [&] { Self(r)->Fallocate(r, i, m, off, len, f); });
+  };
+  return o;
+}();
+
+}  // namespace
+
+const fuse_lowlevel_ops* FuseOps::Table() { return &kOps; }
+
+}  // namespace kite::fs

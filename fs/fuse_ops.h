@@ -1,0 +1,108 @@
+// FuseOps: the FUSE low-level handlers of the kitefs client. Private to fs/ (FuseMount wires
+// them to a session).
+//
+// Every handler speaks errno to the kernel: it makes its FileService call(s) through the
+// ServerPool, turns a failure into an errno with ErrnoOf (fs/fs_errors.h, the one table),
+// and replies exactly once. Nothing throws across the C boundary: the trampolines in
+// fuse_ops.cc catch everything (bad_alloc → ENOMEM, anything else → EIO) before it reaches
+// libfuse.
+//
+// Caching: the kernel caches entries and attributes (entry/attr_timeout) and file data in its
+// page cache. The server's invalidations (ApplyInvalidations, fed by FuseMount's poller) drop
+// what other hosts changed before their changes return; NodeTable checks again at each open
+// (close-to-open), which also covers invalidations lost to a server restart. Writes go through
+// to the server synchronously (no write-back cache), so a close has nothing left to flush and
+// the data is on the server when write(2) returns. A file the server reports write-shared, and
+// every file opened with O_APPEND, is read and written with direct I/O (no page cache); for an
+// append the server picks the offset, so appenders on different hosts never overwrite each
+// other.
+//
+// Thread safety: handlers run on libfuse's worker threads concurrently.
+#pragma once
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "fs/node_table.h"
+#include "fs/server_pool.h"
+
+namespace kite::fs {
+
+class FuseOps {
+ public:
+  struct Options {
+    double entry_timeout_s = 1.0;
+    double attr_timeout_s = 1.0;
+  };
+  FuseOps(ServerPool* pool, uint64_t client_id, Options options)
+      : pool_(pool), client_id_(client_id), options_(options) {}
+
+  // The handler table for fuse_session_new(); the userdata must be this FuseOps.
+  static const fuse_lowlevel_ops* Table();
+  // The session, for cache invalidations (set before the session loop starts).
+  void set_session(fuse_session* se) { session_.store(se); }
+  NodeTable& nodes() { return nodes_; }
+
+  // Applies the server's invalidations to the kernel's caches. Called from the poller thread,
+  // never from a handler (an entry invalidation takes the directory's lock, which a handler's
+  // request may hold).
+  void ApplyInvalidations(const std::vector<fsrpc::Invalidation>& items);
+  // Events were lost: drops the cached attributes and data of every inode the kernel holds.
+  void InvalidateAll();
+
+  void Init(fuse_conn_info* conn);
+  void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name);
+  void Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+  void ForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets);
+  void GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+  void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi);
+  void ReadLink(fuse_req_t req, fuse_ino_t ino);
+  void MkNod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev);
+  void MkDir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode);
+  void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name);
+  void RmDir(fuse_req_t req, fuse_ino_t parent, const char* name);
+  void Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name);
+  void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
+              unsigned int flags);
+  void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname);
+  void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+  void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi);
+  void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
+  void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi);
+  void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+  void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+  void Fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi);
+  void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+  void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
+  void ReleaseDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+  void FsyncDir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi);
+  void StatFs(fuse_req_t req, fuse_ino_t ino);
+  void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags);
+  void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size);
+  void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+  void RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name);
+  void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, fuse_file_info* fi);
+
+ private:
+  // What fi->fh points to for an open file.
+  struct OpenFile {
+    int64_t handle = 0;
+    bool append = false;
+  };
+  void ReplyError(fuse_req_t req, const Status& s);
+  void ReplyEntry(fuse_req_t req, const fsrpc::Attr& a);
+  // Fills fi for an open of the file whose attributes (after the open) are `a`.
+  void FinishOpen(fuse_ino_t ino, const fsrpc::OpenReply& reply, fuse_file_info* fi);
+
+  ServerPool* const pool_;
+  const uint64_t client_id_;
+  const Options options_;
+  std::atomic<fuse_session*> session_{nullptr};
+  NodeTable nodes_;
+};
+
+}  // namespace kite::fs

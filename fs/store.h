@@ -1,0 +1,241 @@
+// Store: one kitefs namespace (a domain) in RocksDB — inodes, directory entries and file data —
+// with POSIX semantics. kite-fsd serves it (FileHandler); tests use it directly.
+//
+// Column families (docs/kitefs.md, "Store format"): "inodes" (ino → InodeRecord), "dentries"
+// ((parent, name) → child), "dirlist" ((parent, seq) → name, the listing order readdir's
+// cookies point into), "chunks" ((ino, index) → up to kChunkSize bytes of data; large values go
+// to blob files) and "xattrs" ((ino, name) → value); the default family holds counters and the
+// orphan list.
+//
+// Contract:
+// - Inode numbers are never reused; ROOT (1) is the root directory, made on first open.
+// - Times come from the store's clock: wall-clock nanoseconds, but never less than or equal to
+//   the last time it gave (so a later change always has a later time), also across restarts.
+// - Every namespace or attribute change is one atomic RocksDB WriteBatch, written with a synced
+//   WAL (when StoreOptions::sync_metadata): it survives kill -9 and a machine crash once the
+//   call returns. Write() and data-only changes are in the WAL when it returns (they survive
+//   kill -9 of the process); Sync() makes everything so far survive a machine crash.
+// - An inode whose last name is removed while it is open (Open/Create pinned it) stays, data
+//   and all, until its last Release(); it is on the orphan list meanwhile, and an orphan left by
+//   a crash is removed when the store is next opened.
+// - Errors are FsError() statuses (fs/fs_errors.h): ErrnoOf() gives what the kernel should see.
+//   ESTALE: the inode does not exist (any more). Bad input (names with '/' or NUL, longer than
+//   kMaxNameBytes, offsets or sizes out of range) is refused with EINVAL/ENAMETOOLONG/EFBIG and
+//   changes nothing. A record that does not decode is DataLoss (EIO), never a crash.
+//
+// Thread safety: every method may be called from any thread. Changes are serialised by one
+// mutex; reads run without it on a RocksDB snapshot.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+class WriteBatch;
+struct ReadOptions;
+}  // namespace rocksdb
+
+namespace kite::fs {
+
+struct InodeRecord;
+
+inline constexpr uint64_t kRootIno = 1;
+inline constexpr size_t kMaxNameBytes = 255;
+inline constexpr size_t kMaxSymlinkBytes = 4095;
+inline constexpr uint64_t kChunkSize = 64 * 1024;
+inline constexpr int64_t kMaxFileSize = int64_t{1} << 44;  // 16 TiB
+inline constexpr size_t kMaxIoBytes = 4 << 20;             // one Read or Write
+inline constexpr size_t kMaxXattrNameBytes = 255;
+inline constexpr size_t kMaxXattrValueBytes = 64 * 1024;
+inline constexpr uint32_t kMaxLinks = 65000;
+
+struct StoreOptions {
+  std::string path;            // the RocksDB directory; made if missing
+  bool sync_metadata = true;   // sync the WAL on every namespace/attribute change
+  size_t cache_bytes = 64 << 20;  // RocksDB block cache
+};
+
+// An inode's attributes, as stat(2) and the protocol want them.
+struct Attr {
+  uint64_t ino = 0;
+  uint64_t generation = 0;
+  uint32_t mode = 0;
+  uint32_t nlink = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint64_t size = 0;
+  uint64_t blocks = 0;  // 512-byte units
+  int64_t atime_ns = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  uint64_t rdev = 0;
+  uint64_t data_version = 0;
+};
+
+// SetAttr's request: only the fields that are set change.
+struct AttrChange {
+  static constexpr int64_t kNow = -1;  // a time that means "the store's now"
+  std::optional<uint32_t> mode = std::nullopt;        // permission bits (07777)
+  std::optional<uint32_t> uid = std::nullopt;
+  std::optional<uint32_t> gid = std::nullopt;
+  std::optional<int64_t> size = std::nullopt;
+  std::optional<int64_t> atime_ns = std::nullopt;
+  std::optional<int64_t> mtime_ns = std::nullopt;
+};
+
+struct Owner {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+};
+
+struct DirEntry {
+  std::string name;
+  uint64_t ino = 0;
+  uint32_t type = 0;         // S_IFMT bits
+  uint64_t next_cookie = 0;  // readdir from here continues after this entry
+};
+
+struct DirPage {
+  std::vector<DirEntry> entries;
+  bool eof = false;
+};
+
+struct WriteResult {
+  size_t written = 0;
+  int64_t offset = 0;  // where the data landed
+  Attr attr;
+};
+
+struct FsStats {
+  uint64_t block_size = 4096;
+  uint64_t blocks = 0, blocks_free = 0, blocks_avail = 0;
+  uint64_t files = 0, files_free = 0;
+  uint32_t name_max = kMaxNameBytes;
+};
+
+class Store {
+ public:
+  // Opens (or makes) the store at options.path and removes orphans a crash left behind.
+  static StatusOr<std::unique_ptr<Store>> Open(const StoreOptions& options);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Grows by one every time the store is opened; new inodes carry it as their generation.
+  uint64_t incarnation() const { return incarnation_; }
+
+  StatusOr<Attr> Lookup(uint64_t parent, std::string_view name);
+  StatusOr<Attr> GetAttr(uint64_t ino);
+  StatusOr<Attr> SetAttr(uint64_t ino, const AttrChange& change);
+
+  // mode includes the type: S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR or S_IFBLK (not S_IFDIR/S_IFLNK).
+  StatusOr<Attr> MakeNode(uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev, Owner owner);
+  StatusOr<Attr> MakeDir(uint64_t parent, std::string_view name, uint32_t mode, Owner owner);
+  StatusOr<Attr> MakeSymlink(uint64_t parent, std::string_view name, std::string_view target, Owner owner);
+  StatusOr<std::string> ReadLink(uint64_t ino);
+  Status Unlink(uint64_t parent, std::string_view name);
+  Status RemoveDir(uint64_t parent, std::string_view name);
+  // flags: RENAME_NOREPLACE, RENAME_EXCHANGE (Linux values); anything else is EINVAL.
+  Status Rename(uint64_t parent, std::string_view name, uint64_t new_parent, std::string_view new_name,
+                uint32_t flags);
+  StatusOr<Attr> Link(uint64_t ino, uint64_t new_parent, std::string_view new_name);
+
+  // Open and Create pin the inode (see the contract); every success needs one Release(ino).
+  // flags: open(2)'s; O_TRUNC truncates a regular file, a directory opened for writing is EISDIR.
+  StatusOr<Attr> Open(uint64_t ino, int flags);
+  // Opens `name` in `parent`, making it (a regular file with `mode`) if missing. O_EXCL: EEXIST
+  // if it exists. *created tells which happened.
+  StatusOr<Attr> Create(uint64_t parent, std::string_view name, uint32_t mode, int flags, Owner owner,
+                        bool* created);
+  Status Release(uint64_t ino);
+  // How many pins `ino` has (tests).
+  int TEST_PinCount(uint64_t ino);
+
+  // At most `size` (<= kMaxIoBytes) bytes from `offset`; short only at the end of the file.
+  StatusOr<std::string> Read(uint64_t ino, int64_t offset, size_t size);
+  // append: at the end of the file (offset ignored), atomically with other writers.
+  StatusOr<WriteResult> Write(uint64_t ino, int64_t offset, std::string_view data, bool append);
+  // Makes everything written so far survive a machine crash (syncs the WAL).
+  Status Sync();
+  // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, FALLOC_FL_ZERO_RANGE
+  // (with or without FALLOC_FL_KEEP_SIZE); others EOPNOTSUPP.
+  StatusOr<Attr> Fallocate(uint64_t ino, int mode, int64_t offset, int64_t length);
+
+  // Entries of directory `ino` from `cookie` (0: the start, with "." and ".."), at most
+  // max_entries.
+  StatusOr<DirPage> ReadDir(uint64_t ino, uint64_t cookie, size_t max_entries);
+  StatusOr<FsStats> StatFs();
+
+  // flags: XATTR_CREATE, XATTR_REPLACE.
+  Status SetXattr(uint64_t ino, std::string_view name, std::string_view value, int flags);
+  StatusOr<std::string> GetXattr(uint64_t ino, std::string_view name);
+  StatusOr<std::vector<std::string>> ListXattr(uint64_t ino);
+  Status RemoveXattr(uint64_t ino, std::string_view name);
+
+ private:
+  Store() = default;
+  Status Init(const StoreOptions& options);
+
+  // Reads, as of `ro` (a snapshot for lock-free readers; the latest state under mu_).
+  // LoadInode: ESTALE if the inode does not exist. LoadDir: also ENOTDIR.
+  StatusOr<InodeRecord> LoadInode(const rocksdb::ReadOptions& ro, uint64_t ino);
+  StatusOr<InodeRecord> LoadDir(const rocksdb::ReadOptions& ro, uint64_t ino, std::string_view op);
+  // The child `name` of directory `parent` and its listing sequence number: ENOENT if none.
+  struct DentryValue {
+    uint64_t ino = 0;
+    uint32_t type = 0;
+    uint64_t seq = 0;
+  };
+  StatusOr<DentryValue> LoadDentry(const rocksdb::ReadOptions& ro, uint64_t parent, std::string_view name);
+
+  // Helpers for changes; EXCLUSIVE_LOCKS_REQUIRED(mu_).
+  int64_t Now();
+  uint64_t AllocateIno();
+  void PutInode(rocksdb::WriteBatch* b, const InodeRecord& r);
+  void AddDentry(rocksdb::WriteBatch* b, InodeRecord* dir, std::string_view name, uint64_t ino, uint32_t type);
+  void RemoveDentry(rocksdb::WriteBatch* b, uint64_t parent, std::string_view name, const DentryValue& d);
+  // One link of `r` is gone: puts it back with nlink-1, or purges it (or lists it as an orphan
+  // when pinned) when that was its last.
+  void DropLink(rocksdb::WriteBatch* b, InodeRecord* r, int64_t now);
+  void Purge(rocksdb::WriteBatch* b, const InodeRecord& r);
+  void DeleteChunks(rocksdb::WriteBatch* b, uint64_t ino, uint64_t first, uint64_t end);
+  Status TruncateData(rocksdb::WriteBatch* b, const InodeRecord& r, uint64_t new_size);
+  Status ZeroRange(rocksdb::WriteBatch* b, const InodeRecord& r, uint64_t offset, uint64_t length);
+  StatusOr<InodeRecord> MakeInode(uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
+                                  Owner owner, std::string_view symlink_target);
+  StatusOr<Attr> OpenLocked(InodeRecord* r, int flags);
+  Status Commit(rocksdb::WriteBatch* b, bool sync, std::string_view what);
+  Status RemoveOrphans();
+
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // owned; closed in ~Store
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  rocksdb::ColumnFamilyHandle* inodes_ = nullptr;
+  rocksdb::ColumnFamilyHandle* dentries_ = nullptr;
+  rocksdb::ColumnFamilyHandle* dirlist_ = nullptr;
+  rocksdb::ColumnFamilyHandle* chunks_ = nullptr;
+  rocksdb::ColumnFamilyHandle* xattrs_ = nullptr;
+  std::string path_;
+  bool sync_metadata_ = true;
+  uint64_t incarnation_ = 0;
+
+  // Serialises every change: a change reads, decides and writes one batch under it.
+  std::mutex mu_;
+  uint64_t next_ino_ = 0;                 // GUARDED_BY(mu_)
+  int64_t last_time_ns_ = 0;              // GUARDED_BY(mu_)
+  std::map<uint64_t, int> pins_;          // GUARDED_BY(mu_): ino → open handles
+};
+
+}  // namespace kite::fs

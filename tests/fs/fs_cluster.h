@@ -1,0 +1,72 @@
+// FsCluster: a kitefs "cluster" on one machine for integration tests — a real kite-fsd on
+// 127.0.0.1 (certificates from InitCluster in a temporary directory) and N real kitefs clients
+// mounted at N temporary mount points, each with its own host certificate, as N hosts would.
+// Everything it started is unmounted and killed by the destructor, also after a failure.
+// Needs root (FUSE mounts with allow_other) and the built kite-fsd and kitefs.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "fs/server_pool.h"
+#include "tests/support/subprocess.h"
+
+namespace kite::fs::testing {
+
+struct FsClusterOptions {
+  int clients = 2;
+  int client_timeout_ms = 30000;        // kite-fsd --client-timeout-ms
+  std::vector<std::string> client_args = {};  // more kitefs flags, for every client
+};
+
+class FsCluster {
+ public:
+  // Makes the directory, the CA and the configs, starts kite-fsd and mounts every client.
+  static StatusOr<std::unique_ptr<FsCluster>> Start(const FsClusterOptions& options);
+  ~FsCluster();
+
+  const std::filesystem::path& dir() const { return dir_; }
+  // Mount point of client i (0-based); paths under it with Path(i, "a/b").
+  std::string mount(int i) const;
+  std::string Path(int i, const std::string& rel) const { return mount(i) + "/" + rel; }
+  int port() const { return port_; }
+
+  // kite-fsd: kill it with `sig` and wait for its death; start it again on the same store.
+  Status KillServer(int sig);
+  Status StartServer();
+  kite::testing::Subprocess* server() { return server_.get(); }
+  std::string ServerLog() const;
+
+  // kitefs client i: kill -9 it (its mount is left dead, as a crashed host's would be), or
+  // unmount it cleanly.
+  Status KillClient(int i);
+  Status Unmount(int i);
+  std::string ClientLog(int i) const;
+
+  // A FileService connection of a third host (node9), for calls the kernel would never make.
+  StatusOr<std::unique_ptr<ServerPool>> DirectClient();
+  // A kitefs command line for client i (more flags in `extra`), not started.
+  std::vector<std::string> ClientArgv(int i, const std::vector<std::string>& extra) const;
+
+ private:
+  FsCluster() = default;
+  Status Init(const FsClusterOptions& options);
+  Status Mount(int i);
+
+  FsClusterOptions options_;
+  std::filesystem::path dir_;
+  int port_ = 0;
+  std::unique_ptr<kite::testing::Subprocess> server_;
+  std::string server_log_;  // stderr of earlier server processes
+  std::vector<std::unique_ptr<kite::testing::Subprocess>> clients_;
+  std::vector<bool> mounted_;
+};
+
+// True when `path` is a mount point of type fuse.kitefs in this mount namespace.
+bool IsKitefsMount(const std::string& path);
+
+}  // namespace kite::fs::testing
