@@ -1,5 +1,5 @@
-// FileDaemon: wires the Store, the OpenTable, the Thrift server and the thread that expires
-// silent clients.
+// FileDaemon: wires the Store, the OpenTable, the InvalidationLog, the Thrift server and the
+// housekeeping thread (expires silent clients, removes unlinked files whose grace ended).
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -28,6 +28,7 @@ class FileDaemonImpl {
     StoreOptions so;
     so.path = options_.store_dir;
     so.sync_metadata = options_.sync_metadata;
+    so.unlinked_grace_ms = options_.unlinked_grace_ms;
     KITE_ASSIGN_OR_RETURN(store_, Store::Open(so));
     if (options_.ack_timeout_ms < 0) return InvalidArgument("negative acknowledgement timeout");
     opens_ = std::make_unique<OpenTable>(store_.get(), std::chrono::milliseconds(options_.client_timeout_ms));
@@ -78,6 +79,8 @@ class FileDaemonImpl {
       if (stopping_) break;
       lock.unlock();
       for (uint64_t client : opens_->ExpireIdle(OpenTable::Clock::now())) invalidations_->Forget(client);
+      auto purged = store_->PurgeUnlinked(Store::WallNowNs());
+      if (!purged.ok()) KLOG_WARN("{}", purged.status().message());
       lock.lock();
     }
   }

@@ -23,6 +23,7 @@ struct FileServerOptions {
   int client_timeout_ms = 30000;  // a client silent this long is dead: its open files are released
   bool sync_metadata = true;    // sync the WAL on every namespace/attribute change
   int ack_timeout_ms = 1000;    // how long a change waits for the other clients' invalidations
+  int unlinked_grace_ms = 5000;  // an unlinked file nobody has open stays openable this long
 };
 
 class FileDaemonImpl;

@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
                  "a client silent this long is dead and its open files are released (default 30000)");
   app.add_option("--ack-timeout-ms", g_options.ack_timeout_ms,
                  "how long a change waits for the other clients to apply its invalidations (default 1000)");
+  app.add_option("--unlinked-grace-ms", g_options.unlinked_grace_ms,
+                 "an unlinked file nobody has open stays openable by number this long (default 5000)");
   bool no_sync = false;
   app.add_flag("--no-sync-metadata", no_sync, "do not sync the WAL on every metadata change (benchmarks only)");
   try {

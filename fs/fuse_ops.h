@@ -35,8 +35,8 @@ namespace kite::fs {
 class FuseOps {
  public:
   struct Options {
-    double entry_timeout_s = 1.0;
-    double attr_timeout_s = 1.0;
+    double entry_timeout_s = 30.0;
+    double attr_timeout_s = 30.0;
   };
   FuseOps(ServerPool* pool, uint64_t client_id, Options options)
       : pool_(pool), client_id_(client_id), options_(options) {}

@@ -175,6 +175,7 @@ Store::~Store() {
 Status Store::Init(const StoreOptions& options) {
   path_ = options.path;
   sync_metadata_ = options.sync_metadata;
+  unlinked_grace_ns_ = options.unlinked_grace_ms * 1000000;
   if (path_.empty()) return FsError(EINVAL, "store: no directory given");
   std::error_code ec;
   std::filesystem::create_directories(path_, ec);
@@ -276,11 +277,14 @@ Status Store::RemoveOrphans() {
 
 // ---- helpers ------------------------------------------------------------------------------
 
-int64_t Store::Now() {
+int64_t Store::WallNowNs() {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  int64_t now = static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-  last_time_ns_ = std::max(now, last_time_ns_ + 1);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+int64_t Store::Now() {
+  last_time_ns_ = std::max(WallNowNs(), last_time_ns_ + 1);
   return last_time_ns_;
 }
 
@@ -354,7 +358,10 @@ void Store::DropLink(rocksdb::WriteBatch* b, InodeRecord* r, int64_t now) {
     PutInode(b, *r);
   } else if (pins_.count(r->ino)) {
     PutInode(b, *r);
-    b->Put(meta_, OrphanKey(r->ino), "");
+    b->Put(meta_, OrphanKey(r->ino), "");  // goes at its last Release
+  } else if (unlinked_grace_ns_ > 0) {
+    PutInode(b, *r);
+    b->Put(meta_, OrphanKey(r->ino), U64Key(static_cast<uint64_t>(now + unlinked_grace_ns_)));
   } else {
     Purge(b, *r);
   }
@@ -718,7 +725,6 @@ StatusOr<Attr> Store::OpenLocked(InodeRecord* r, int flags) {
   int acc = flags & O_ACCMODE;
   if (r->is_dir() && (acc != O_RDONLY || (flags & O_TRUNC))) return FsError(EISDIR, what);
   if (r->is_symlink()) return FsError(ELOOP, what + ": a symlink");
-  if (r->nlink == 0 && !pins_.count(r->ino)) return FsError(ESTALE, what + ": removed");
   if ((flags & O_TRUNC) && r->is_reg()) {
     rocksdb::WriteBatch b;
     KITE_RETURN_IF_ERROR(TruncateData(&b, *r, 0));
@@ -770,6 +776,29 @@ Status Store::Release(uint64_t ino) {
   rocksdb::WriteBatch b;
   Purge(&b, *r);
   return Commit(&b, sync_metadata_, "remove unlinked inode " + std::to_string(ino) + " at its last close");
+}
+
+StatusOr<int> Store::PurgeUnlinked(int64_t now_ns) {
+  std::lock_guard<std::mutex> lock(mu_);
+  rocksdb::ReadOptions ro;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, meta_));
+  rocksdb::WriteBatch b;
+  int n = 0;
+  for (it->Seek(kOrphanPrefix); it->Valid() && it->key().starts_with(kOrphanPrefix); it->Next()) {
+    std::string_view v = it->value().ToStringView();
+    uint64_t ino = GetBE(it->key().ToStringView(), sizeof kOrphanPrefix - 1);
+    if (v.size() != 8 || static_cast<int64_t>(GetBE(v)) > now_ns || pins_.count(ino)) continue;
+    auto r = LoadInode(ro, ino);
+    if (r.ok()) {
+      Purge(&b, *r);
+    } else {
+      b.Delete(meta_, it->key());
+    }
+    ++n;
+  }
+  KITE_RETURN_IF_ERROR(FromRocks(it->status(), "store: list unlinked files"));
+  if (n > 0) KITE_RETURN_IF_ERROR(Commit(&b, sync_metadata_, "store: remove unlinked files"));
+  return n;
 }
 
 int Store::TEST_PinCount(uint64_t ino) {

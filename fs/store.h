@@ -16,8 +16,9 @@
 //   call returns. Write() and data-only changes are in the WAL when it returns (they survive
 //   kill -9 of the process); Sync() makes everything so far survive a machine crash.
 // - An inode whose last name is removed while it is open (Open/Create pinned it) stays, data
-//   and all, until its last Release(); it is on the orphan list meanwhile, and an orphan left by
-//   a crash is removed when the store is next opened.
+//   and all, until its last Release(); one nobody has open stays unlinked_grace_ms (it can still
+//   be opened by number), until PurgeUnlinked(). Both are on the orphan list meanwhile, and an
+//   orphan left by a crash is removed when the store is next opened.
 // - Errors are FsError() statuses (fs/fs_errors.h): ErrnoOf() gives what the kernel should see.
 //   ESTALE: the inode does not exist (any more). Bad input (names with '/' or NUL, longer than
 //   kMaxNameBytes, offsets or sizes out of range) is refused with EINVAL/ENAMETOOLONG/EFBIG and
@@ -64,6 +65,10 @@ inline constexpr uint32_t kMaxLinks = 65000;
 struct StoreOptions {
   std::string path;            // the RocksDB directory; made if missing
   bool sync_metadata = true;   // sync the WAL on every namespace/attribute change
+  // How long an inode whose last name went while nobody had it open stays openable (by
+  // number): a client that looked the name up just before the unlink or rename still gets
+  // the file it found, not ESTALE. 0: removed at once.
+  int64_t unlinked_grace_ms = 0;
   size_t cache_bytes = 64 << 20;  // RocksDB block cache
 };
 
@@ -162,6 +167,11 @@ class Store {
   Status Release(uint64_t ino);
   // How many pins `ino` has (tests).
   int TEST_PinCount(uint64_t ino);
+  // Removes the unpinned orphans whose grace ended before `now_ns` (the store's clock);
+  // returns how many.
+  StatusOr<int> PurgeUnlinked(int64_t now_ns);
+  // The store's clock now (wall-clock nanoseconds).
+  static int64_t WallNowNs();
 
   // At most `size` (<= kMaxIoBytes) bytes from `offset`; short only at the end of the file.
   StatusOr<std::string> Read(uint64_t ino, int64_t offset, size_t size);
@@ -229,6 +239,7 @@ class Store {
   rocksdb::ColumnFamilyHandle* xattrs_ = nullptr;
   std::string path_;
   bool sync_metadata_ = true;
+  int64_t unlinked_grace_ns_ = 0;
   uint64_t incarnation_ = 0;
 
   // Serialises every change: a change reads, decides and writes one batch under it.

@@ -370,6 +370,32 @@ TEST_F(StoreTest, RenameOverAnOpenFileKeepsItUntilClosed) {
   EXPECT_EQ(Err(store_->GetAttr(old_file)), ESTALE);
 }
 
+TEST_F(StoreTest, UnlinkedFilesStayOpenableForTheirGrace) {
+  store_.reset();
+  auto s = Store::Open({.path = dir_.string(), .unlinked_grace_ms = 3600 * 1000});
+  ASSERT_OK(s);
+  store_ = std::move(s).value();
+  uint64_t a = MakeFile(kRootIno, "a", "looked up just before the unlink");
+  uint64_t b = MakeFile(kRootIno, "b", "never opened again");
+  ASSERT_OK(store_->Unlink(kRootIno, "a"));
+  ASSERT_OK(store_->Rename(kRootIno, "b", kRootIno, "c", 0));
+  MakeFile(kRootIno, "d", "replaces c");
+  ASSERT_OK(store_->Rename(kRootIno, "d", kRootIno, "c", 0));  // b loses its last name
+  EXPECT_EQ(Err(store_->Lookup(kRootIno, "a")), ENOENT);
+  // Opening by number still works, and the last release removes it.
+  auto opened = store_->Open(a, O_RDONLY);
+  ASSERT_OK(opened);
+  EXPECT_EQ(opened->nlink, 0u);
+  EXPECT_EQ(ReadAll(a), "looked up just before the unlink");
+  ASSERT_OK(store_->Release(a));
+  EXPECT_EQ(Err(store_->GetAttr(a)), ESTALE);
+  // The other goes when its grace ends.
+  EXPECT_EQ(*store_->PurgeUnlinked(Store::WallNowNs()), 0);
+  EXPECT_OK(store_->GetAttr(b));
+  EXPECT_EQ(*store_->PurgeUnlinked(Store::WallNowNs() + int64_t{7200} * 1000000000), 1);
+  EXPECT_EQ(Err(store_->GetAttr(b)), ESTALE);
+}
+
 TEST_F(StoreTest, OrphansOfACrashAreRemovedAtReopen) {
   uint64_t f = MakeFile(kRootIno, "f", std::string(300000, 'z'));
   ASSERT_OK(store_->Open(f, O_RDONLY));
