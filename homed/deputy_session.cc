@@ -511,7 +511,8 @@ void DeputySession::RelayInput() {
       ack.offset = static_cast<uint64_t>(acked);
       SendDeputy(wire::Frame(wire::MsgType::kStdinAck, ack));
     }
-    if (offset - base > static_cast<int64_t>(kStdinRetain)) {
+    // Trim in large steps: erasing the front of buf is a memmove of everything kept.
+    if (offset - base > static_cast<int64_t>(2 * kStdinRetain)) {
       const size_t drop = static_cast<size_t>(offset - base) - kStdinRetain;
       buf.erase(0, drop);
       base += static_cast<int64_t>(drop);

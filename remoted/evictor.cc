@@ -54,9 +54,12 @@ void Evictor::Loop() {
   while (!stop_) {
     cv_.wait_for(lock, kPoll, [&] { return stop_; });
     if (stop_) break;
+    const bool was_evicting = evicting_;  // only this thread writes it
     lock.unlock();
     const bool owner_back = owner_->state() != rpc::HostState::IDLE;
-    std::vector<rpc::GuestJob> guests = jobs_->Guests();
+    // The guest list (JobManager's lock, a copy of every command line) only when it matters.
+    std::vector<rpc::GuestJob> guests;
+    if (owner_back || was_evicting) guests = jobs_->Guests();
     const auto now = Clock::now();
     lock.lock();
     if (owner_back && !guests.empty() && !evicting_) {

@@ -6,19 +6,13 @@
 
 #include <sys/syscall.h>
 
+#include "syscall-shim/raw_syscall6.h"
+
 namespace kite::shim::raw {
 
 inline long Syscall(long n, long a = 0, long b = 0, long c = 0, long d = 0, long e = 0,
                     long f = 0) {
-  long ret;
-  register long r10 __asm__("r10") = d;
-  register long r8 __asm__("r8") = e;
-  register long r9 __asm__("r9") = f;
-  __asm__ volatile("syscall"
-                   : "=a"(ret)
-                   : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-                   : "rcx", "r11", "memory");
-  return ret;
+  return kite_raw_syscall6(n, a, b, c, d, e, f);
 }
 
 template <typename P>

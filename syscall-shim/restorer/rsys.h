@@ -13,17 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-static inline long rsys6(long n, long a, long b, long c, long d, long e, long f) {
-  long ret;
-  register long r10 __asm__("r10") = d;
-  register long r8 __asm__("r8") = e;
-  register long r9 __asm__("r9") = f;
-  __asm__ volatile("syscall"
-                   : "=a"(ret)
-                   : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-                   : "rcx", "r11", "memory");
-  return ret;
-}
+#include "syscall-shim/raw_syscall6.h"
+
+#define rsys6 kite_raw_syscall6
 #define rsys0(n) rsys6((n), 0, 0, 0, 0, 0, 0)
 #define rsys1(n, a) rsys6((n), (long)(a), 0, 0, 0, 0, 0)
 #define rsys2(n, a, b) rsys6((n), (long)(a), (long)(b), 0, 0, 0, 0)

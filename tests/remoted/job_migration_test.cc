@@ -150,18 +150,7 @@ TEST_P(JobMigrationByProgramTest, JobMovesToAnotherHostWithItsOutputContinuing) 
   ASSERT_LT(last, kLines) << "the job finished before its checkpoint";
 
   Become("node3");
-  rpc::RestoreSpec rs;
-  rs.image_path = ck->image_path;
-  rs.creds = ck->creds;
-  rs.home_host = ck->home_host;
-  rs.vpid = ck->vpid;
-  rs.home_ppid = ck->home_ppid;
-  rs.stdout_offset = ck->stdout_offset;
-  rs.stderr_offset = ck->stderr_offset;
-  rs.stdin_offset = ck->stdin_offset;
-  rs.tty_mask = ck->tty_mask;
-  rs.command = ck->command;
-  auto id2 = jobs_->Restore(rs);
+  auto id2 = jobs_->Restore(RestoreSpecFor(*ck));
   ASSERT_TRUE(id2.ok()) << id2.status().ToString();
   status = -1;
   std::string errs;
