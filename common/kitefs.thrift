@@ -42,12 +42,25 @@
 // in the server's synced write-ahead log. A write returns once it is in the log, which a crash
 // of the server process (kill -9) does not lose; fsync makes it survive a crash of the machine.
 //
+// Locks (version 2): POSIX (fcntl) and BSD (flock) locks are the server's, so they exclude
+// across hosts. A lock belongs to (client_id, owner): `owner` is the kernel's lock owner (a
+// process's file table for fcntl locks, an open file description for flock and OFD locks). The
+// two kinds never conflict with each other, as on Linux. setlk never holds a lock request
+// longer than wait_ms: a client waits for a lock with repeated bounded calls, which it can stop
+// when the waiting process is interrupted. Locks of a client the server expires are released.
+// After a server restart (a new incarnation) the server is in its grace period: clients reclaim
+// the locks they held (setlk with reclaim) and reopen their open files (open without O_TRUNC);
+// until the grace period ends other lock requests are refused with ENOLCK and code
+// Unavailable (retry later), and every open gets cache = false (the server does not yet know
+// who else has the file open). An unlinked file that was open when the server stopped is kept
+// for the grace period, for its clients to reopen.
+//
 // Compatibility: fields are only ever added, never renumbered; hello() carries
-// FS_PROTOCOL_VERSION both ways.
+// FS_PROTOCOL_VERSION both ways. Version 2 added setlk/getlk and OpenReply.incarnation.
 
 namespace cpp kite.fsrpc
 
-const i32 FS_PROTOCOL_VERSION = 1
+const i32 FS_PROTOCOL_VERSION = 2
 const i64 ROOT_INO = 1
 const i32 MAX_NAME_BYTES = 255
 const i32 MAX_SYMLINK_BYTES = 4095
@@ -55,6 +68,11 @@ const i32 MAX_SYMLINK_BYTES = 4095
 const i32 MAX_IO_BYTES = 4194304
 // SetAttr times: "now, by the server's clock".
 const i64 TIME_NOW = -1
+// FileLock.kind
+const i32 LOCK_POSIX = 0     // fcntl F_SETLK/F_SETLKW/F_GETLK (and OFD locks)
+const i32 LOCK_FLOCK = 1     // flock(2): always the whole file
+// The longest setlk wait.
+const i32 MAX_LOCK_WAIT_MS = 10000
 
 exception FsError {
   1: i32 err         // Linux errno value: what the kernel tells the application
@@ -99,6 +117,19 @@ struct OpenReply {
   1: i64 handle
   2: Attr attr          // after the open (after O_TRUNC's truncation)
   3: bool cache = true  // false: the file is write-shared: do not cache its data
+  4: i64 incarnation    // the server's incarnation the handle belongs to (version 2)
+}
+
+// A byte-range lock (fcntl) or a whole-file lock (flock: first 0, last "to EOF"). A lock that
+// runs to the end of the file, whatever it becomes, has last = 2^63 - 1 (INT64_MAX).
+struct FileLock {
+  1: i32 kind           // LOCK_POSIX or LOCK_FLOCK
+  2: i32 type           // F_RDLCK (0), F_WRLCK (1), F_UNLCK (2): Linux values
+  3: i64 first          // first byte
+  4: i64 last           // last byte (inclusive), or INT64_MAX: to the end of file
+  5: i64 owner          // the client's lock owner
+  6: i32 pid            // the locking process, on the client's host
+  7: i64 client_id      // getlk's answer: the client that holds the lock
 }
 
 // One invalidation: an entry (parent, name) and/or an inode (its attributes, and its data too
@@ -217,6 +248,18 @@ service FileService {
   binary getxattr(1: i64 ino, 2: binary name) throws (1: FsError e)
   list<binary> listxattr(1: i64 ino) throws (1: FsError e)
   void removexattr(1: i64 ino, 2: binary name, 3: i64 client_id) throws (1: FsError e)
+
+  // Takes, changes (upgrade, downgrade, split, merge: fcntl's rules) or releases (F_UNLCK) a
+  // lock of (client_id, lock.owner) on ino. A conflicting lock of another owner is waited for up
+  // to wait_ms (0: not at all; at most MAX_LOCK_WAIT_MS), then EAGAIN. flock conversions are
+  // not atomic (the old lock goes first), as on Linux. During the grace period after a restart,
+  // only unlocks and reclaims are served; the rest wait up to wait_ms, then get ENOLCK with code
+  // Unavailable. ESTALE: no such inode; EINVAL: a bad kind, type or range.
+  void setlk(1: i64 client_id, 2: i64 ino, 3: FileLock lock, 4: i32 wait_ms, 5: bool reclaim)
+      throws (1: FsError e)
+  // The first lock of another owner that conflicts with `lock`, or one of type F_UNLCK. During
+  // the grace period: ENOLCK with code Unavailable.
+  FileLock getlk(1: i64 client_id, 2: i64 ino, 3: FileLock lock) throws (1: FsError e)
 
   // The invalidations made by other clients after `after_seq`, waiting up to wait_ms (at most
   // 30000) for one. Calling it acknowledges every event up to after_seq: the client has applied

@@ -1,5 +1,6 @@
 // FileDaemon: wires the Store, the OpenTable, the InvalidationLog, the Thrift server and the
-// housekeeping thread (expires silent clients, removes unlinked files whose grace ended).
+// housekeeping thread (expires silent clients and their locks, removes unlinked files whose
+// grace ended).
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -9,6 +10,7 @@
 #include "fs/file_handler.h"
 #include "fs/fsd.h"
 #include "fs/invalidation_log.h"
+#include "fs/lock_table.h"
 #include "fs/open_table.h"
 #include "fs/store.h"
 #include "kite/fsrpc/FileService.h"
@@ -29,11 +31,14 @@ class FileDaemonImpl {
     so.path = options_.store_dir;
     so.sync_metadata = options_.sync_metadata;
     so.unlinked_grace_ms = options_.unlinked_grace_ms;
+    if (options_.grace_ms < 0) return InvalidArgument("negative grace period");
+    so.orphan_reclaim_ms = options_.grace_ms;
     KITE_ASSIGN_OR_RETURN(store_, Store::Open(so));
     if (options_.ack_timeout_ms < 0) return InvalidArgument("negative acknowledgement timeout");
     opens_ = std::make_unique<OpenTable>(store_.get(), std::chrono::milliseconds(options_.client_timeout_ms));
     invalidations_ = std::make_unique<InvalidationLog>();
-    auto handler = std::make_shared<FileHandler>(store_.get(), opens_.get(), invalidations_.get(),
+    locks_ = std::make_unique<LockTable>(std::chrono::milliseconds(options_.grace_ms));
+    auto handler = std::make_shared<FileHandler>(store_.get(), opens_.get(), invalidations_.get(), locks_.get(),
                                                  options_.client_timeout_ms,
                                                  std::chrono::milliseconds(options_.ack_timeout_ms));
     auto processor = std::make_shared<fsrpc::FileServiceProcessor>(handler);
@@ -68,6 +73,7 @@ class FileDaemonImpl {
     }
     cv_.notify_all();
     if (invalidations_) invalidations_->Shutdown();  // long polls and acknowledgement waits end
+    if (locks_) locks_->Shutdown();                  // and lock waits
     if (server_) server_->stop();
   }
 
@@ -78,7 +84,10 @@ class FileDaemonImpl {
       cv_.wait_for(lock, std::chrono::milliseconds(std::min(options_.client_timeout_ms / 4, 1000)));
       if (stopping_) break;
       lock.unlock();
-      for (uint64_t client : opens_->ExpireIdle(OpenTable::Clock::now())) invalidations_->Forget(client);
+      for (uint64_t client : opens_->ExpireIdle(OpenTable::Clock::now())) {
+        invalidations_->Forget(client);
+        if (size_t n = locks_->ReleaseClient(client)) KLOG_WARN("client {:016x}: released its {} lock(s)", client, n);
+      }
       auto purged = store_->PurgeUnlinked(Store::WallNowNs());
       if (!purged.ok()) KLOG_WARN("{}", purged.status().message());
       lock.lock();
@@ -91,6 +100,7 @@ class FileDaemonImpl {
   std::unique_ptr<Store> store_;
   std::unique_ptr<OpenTable> opens_;
   std::unique_ptr<InvalidationLog> invalidations_;
+  std::unique_ptr<LockTable> locks_;
   std::shared_ptr<apache::thrift::server::TServer> server_;
   std::mutex mu_;
   std::condition_variable cv_;

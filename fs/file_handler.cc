@@ -3,6 +3,8 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
+
 #include "common/log.h"
 #include "fs/fs_errors.h"
 #include "kite/fsrpc/kitefs_constants.h"
@@ -90,6 +92,7 @@ uint64_t InodeOf(Store* store, int64_t parent, const std::string& name) {
 }  // namespace
 
 bool FileHandler::WriteShared(int64_t client_id, uint64_t ino, int flags) {
+  if (locks_->InGrace()) return true;
   OpenTable::Usage others = opens_->UsageOf(ino, static_cast<uint64_t>(client_id));
   bool writing = (flags & O_ACCMODE) != O_RDONLY;
   return others.writers > 0 || (writing && !others.clients.empty());
@@ -180,6 +183,7 @@ void FileHandler::create(fsrpc::OpenReply& _return, int64_t client_id, int64_t p
   _return.cache = !WriteShared(client_id, a.ino, flags);
   _return.handle = static_cast<int64_t>(opens_->Add(static_cast<uint64_t>(client_id), a.ino, flags));
   _return.attr = ToWire(a);
+  _return.incarnation = static_cast<int64_t>(store_->incarnation());
   if (created) {
     Publish(client_id, {InodeEvent(static_cast<uint64_t>(parent)), EntryEvent(static_cast<uint64_t>(parent), name)});
   } else if (flags & O_TRUNC) {
@@ -192,6 +196,7 @@ void FileHandler::open(fsrpc::OpenReply& _return, int64_t client_id, int64_t ino
   _return.cache = !WriteShared(client_id, a.ino, flags);
   _return.handle = static_cast<int64_t>(opens_->Add(static_cast<uint64_t>(client_id), a.ino, flags));
   _return.attr = ToWire(a);
+  _return.incarnation = static_cast<int64_t>(store_->incarnation());
   if (flags & O_TRUNC) Publish(client_id, {InodeEvent(a.ino, true)});
 }
 
@@ -269,6 +274,63 @@ void FileHandler::listxattr(std::vector<std::string>& _return, int64_t ino) {
 void FileHandler::removexattr(int64_t ino, const std::string& name, int64_t client_id) {
   Check(store_->RemoveXattr(static_cast<uint64_t>(ino), name));
   Publish(client_id, {InodeEvent(static_cast<uint64_t>(ino))});
+}
+
+namespace {
+
+// A lock request from the wire, checked.
+StatusOr<HeldLock> FromWire(int64_t client_id, int64_t ino, const fsrpc::FileLock& w, const char* op) {
+  std::string what = std::string(op) + " on inode " + std::to_string(ino);
+  if (w.kind != kLockPosix && w.kind != kLockFlock) return FsError(EINVAL, what + ": lock kind " + std::to_string(w.kind));
+  if (w.type != F_RDLCK && w.type != F_WRLCK && w.type != F_UNLCK)
+    return FsError(EINVAL, what + ": lock type " + std::to_string(w.type));
+  if (w.first < 0 || w.last < w.first)
+    return FsError(EINVAL, what + ": range " + std::to_string(w.first) + ".." + std::to_string(w.last));
+  HeldLock l;
+  l.kind = w.kind;
+  l.type = w.type;
+  l.start = w.first;
+  l.end = w.last;
+  if (l.kind == kLockFlock) {  // always the whole file
+    l.start = 0;
+    l.end = kLockToEof;
+  }
+  l.owner = LockOwner{static_cast<uint64_t>(client_id), static_cast<uint64_t>(w.owner)};
+  l.pid = w.pid;
+  return l;
+}
+
+LockTable::Clock::time_point DeadlineIn(int32_t wait_ms) {
+  int32_t ms = std::clamp(wait_ms, 0, fsrpc::g_kitefs_constants.MAX_LOCK_WAIT_MS);
+  return LockTable::Clock::now() + std::chrono::milliseconds(ms);
+}
+
+}  // namespace
+
+void FileHandler::setlk(int64_t client_id, int64_t ino, const fsrpc::FileLock& lock, int32_t wait_ms, bool reclaim) {
+  HeldLock l = Unwrap(FromWire(client_id, ino, lock, "setlk"));
+  opens_->Touch(static_cast<uint64_t>(client_id));
+  if (l.type != F_UNLCK) Unwrap(store_->GetAttr(static_cast<uint64_t>(ino)));  // ESTALE for no such inode
+  Check(locks_->Set(static_cast<uint64_t>(ino), l, DeadlineIn(wait_ms), reclaim));
+}
+
+void FileHandler::getlk(fsrpc::FileLock& _return, int64_t client_id, int64_t ino, const fsrpc::FileLock& lock) {
+  HeldLock l = Unwrap(FromWire(client_id, ino, lock, "getlk"));
+  Unwrap(store_->GetAttr(static_cast<uint64_t>(ino)));
+  // Never waits: during a grace period the client asks again (ENOLCK, Unavailable).
+  std::optional<HeldLock> c = Unwrap(locks_->Test(static_cast<uint64_t>(ino), l, DeadlineIn(0)));
+  _return = lock;
+  if (!c) {
+    _return.type = F_UNLCK;
+    return;
+  }
+  _return.kind = c->kind;
+  _return.type = c->type;
+  _return.first = c->start;
+  _return.last = c->end;
+  _return.owner = static_cast<int64_t>(c->owner.owner);
+  _return.pid = c->pid;
+  _return.client_id = static_cast<int64_t>(c->owner.client_id);
 }
 
 void FileHandler::wait_invalidations(fsrpc::Invalidations& _return, int64_t client_id, int64_t after_seq,

@@ -1,5 +1,5 @@
 // FileHandler: the Thrift FileService (common/kitefs.thrift) over a Store, an OpenTable and an
-// InvalidationLog. Thin: it converts between the wire and the Store's types, turns every error
+// InvalidationLog, and serves locks from a LockTable. Thin: it converts between the wire and the Store's types, turns every error
 // Status into the typed FsError exception (errno from ErrnoOf, kite's StatusCode, the message),
 // and after each change publishes its invalidations and waits (at most ack_timeout) until the
 // other clients have applied them. Thread-safe (one instance serves every connection): the
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "fs/invalidation_log.h"
+#include "fs/lock_table.h"
 #include "fs/open_table.h"
 #include "fs/store.h"
 #include "kite/fsrpc/FileService.h"
@@ -22,10 +23,10 @@ fsrpc::FsError ToFsError(const Status& s);
 
 class FileHandler : public fsrpc::FileServiceIf {
  public:
-  FileHandler(Store* store, OpenTable* opens, InvalidationLog* invalidations, int client_timeout_ms,
-              std::chrono::milliseconds ack_timeout)
-      : store_(store), opens_(opens), invalidations_(invalidations), client_timeout_ms_(client_timeout_ms),
-        ack_timeout_(ack_timeout) {}
+  FileHandler(Store* store, OpenTable* opens, InvalidationLog* invalidations, LockTable* locks,
+              int client_timeout_ms, std::chrono::milliseconds ack_timeout)
+      : store_(store), opens_(opens), invalidations_(invalidations), locks_(locks),
+        client_timeout_ms_(client_timeout_ms), ack_timeout_(ack_timeout) {}
 
   void hello(fsrpc::ServerInfo& _return, int64_t client_id, const std::string& client_name,
              int32_t protocol_version) override;
@@ -63,18 +64,22 @@ class FileHandler : public fsrpc::FileServiceIf {
   void getxattr(std::string& _return, int64_t ino, const std::string& name) override;
   void listxattr(std::vector<std::string>& _return, int64_t ino) override;
   void removexattr(int64_t ino, const std::string& name, int64_t client_id) override;
+  void setlk(int64_t client_id, int64_t ino, const fsrpc::FileLock& lock, int32_t wait_ms, bool reclaim) override;
+  void getlk(fsrpc::FileLock& _return, int64_t client_id, int64_t ino, const fsrpc::FileLock& lock) override;
   void wait_invalidations(fsrpc::Invalidations& _return, int64_t client_id, int64_t after_seq,
                           int32_t wait_ms) override;
 
  private:
   // Publishes a change's invalidations and waits until the other clients applied them.
   void Publish(int64_t client_id, std::vector<InvalidationLog::Event> events);
-  // Whether `client_id`'s new open of `ino` with `flags` makes the file write-shared.
+  // Whether `client_id`'s new open of `ino` with `flags` makes the file write-shared (always
+  // during the grace period after a restart: the other clients' opens may not be back yet).
   bool WriteShared(int64_t client_id, uint64_t ino, int flags);
 
   Store* const store_;
   OpenTable* const opens_;
   InvalidationLog* const invalidations_;
+  LockTable* const locks_;
   const int client_timeout_ms_;
   const std::chrono::milliseconds ack_timeout_;
 };

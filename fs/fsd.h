@@ -24,6 +24,9 @@ struct FileServerOptions {
   bool sync_metadata = true;    // sync the WAL on every namespace/attribute change
   int ack_timeout_ms = 1000;    // how long a change waits for the other clients' invalidations
   int unlinked_grace_ms = 5000;  // an unlinked file nobody has open stays openable this long
+  // After a start, how long clients have to reclaim their locks and reopen their open files
+  // (unlinked ones included) before other lock requests are served and open files forgotten.
+  int grace_ms = 5000;
 };
 
 class FileDaemonImpl;

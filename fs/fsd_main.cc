@@ -1,5 +1,6 @@
 // kite-fsd: serves a kitefs store until SIGTERM/SIGINT (common/daemon_main.h). Its own flags
-// (--store, --port, --listen, --client-timeout-ms, --ack-timeout-ms) are taken off the command line here; the
+// (--store, --port, --listen, --client-timeout-ms, --ack-timeout-ms, --unlinked-grace-ms,
+// --grace-ms) are taken off the command line here; the
 // shared main reads the rest (--config, --log-level) and the config (TLS, listen address).
 #include <CLI/CLI.hpp>
 #include <iostream>
@@ -35,6 +36,8 @@ int main(int argc, char** argv) {
                  "how long a change waits for the other clients to apply its invalidations (default 1000)");
   app.add_option("--unlinked-grace-ms", g_options.unlinked_grace_ms,
                  "an unlinked file nobody has open stays openable by number this long (default 5000)");
+  app.add_option("--grace-ms", g_options.grace_ms,
+                 "after a start, how long clients have to reclaim locks and reopen files (default 5000)");
   bool no_sync = false;
   app.add_flag("--no-sync-metadata", no_sync, "do not sync the WAL on every metadata change (benchmarks only)");
   try {

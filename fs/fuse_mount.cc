@@ -25,6 +25,7 @@ class FuseMountImpl {
 
   ~FuseMountImpl() {
     StopKeepalive();
+    if (ops_) ops_->Shutdown();
     if (session_) {
       if (mounted_) fuse_session_unmount(session_);
       fuse_session_destroy(session_);
@@ -95,6 +96,7 @@ class FuseMountImpl {
     fuse_loop_cfg_destroy(cfg);
     fuse_remove_signal_handlers(session_);
     StopKeepalive();
+    ops_->Shutdown();  // lock requests still waiting: EINTR, while the session exists
     fuse_session_unmount(session_);
     mounted_ = false;
     KLOG_INFO("kitefs on {} unmounted", options_.mountpoint);
@@ -148,12 +150,26 @@ class FuseMountImpl {
         KLOG_INFO("invalidations {}: dropping cached attributes and data",
                   inv.overflow ? "were lost" : "restart with a new server");
         ops_->InvalidateAll();
+        if (inv.incarnation != incarnation) {
+          // Within the server's grace period: take back open files and locks.
+          Rehello();
+          ops_->ReclaimAfterRestart(inv.incarnation);
+        }
         incarnation = inv.incarnation;
       } else {
         ops_->ApplyInvalidations(inv.items);
       }
       seq = inv.next_seq;
     }
+  }
+
+  // Registers again with a restarted server, under our name (for its logs).
+  void Rehello() {
+    fsrpc::ServerInfo info;
+    Status s = pool_->Call("hello", ServerPool::Retry::kIdempotent, [&](ServerPool::Client& c) {
+      c.hello(info, static_cast<int64_t>(client_id_), client_name_, fsrpc::g_kitefs_constants.FS_PROTOCOL_VERSION);
+    });
+    if (!s.ok()) KLOG_WARN("{}", s.message());
   }
 
   void KeepaliveLoop() {

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
@@ -98,6 +99,9 @@ void FuseOps::Init(fuse_conn_info* conn) {
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
   // A changed mtime or size seen in fresh attributes drops the cached pages too.
   if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA) conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+  // Locks are the server's, so they exclude across hosts (fs/lock_client.h).
+  if (conn->capable & FUSE_CAP_POSIX_LOCKS) conn->want |= FUSE_CAP_POSIX_LOCKS;
+  if (conn->capable & FUSE_CAP_FLOCK_LOCKS) conn->want |= FUSE_CAP_FLOCK_LOCKS;
   conn->max_write = 1 << 20;
   conn->max_readahead = 1 << 20;
   conn->time_gran = 1;
@@ -219,8 +223,39 @@ void FuseOps::Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const c
   ReplyEntry(req, a);
 }
 
+FuseOps::OpenFile* FuseOps::AddFile(uint64_t ino, int flags, const fsrpc::OpenReply& reply) {
+  auto* f = new OpenFile;
+  f->ino = ino;
+  f->flags = flags;
+  f->append = (flags & O_APPEND) != 0;
+  std::lock_guard<std::mutex> lock(files_mu_);
+  f->serial = next_serial_++;
+  f->handle = reply.handle;
+  f->incarnation = reply.incarnation;
+  files_.insert(f);
+  return f;
+}
+
+int64_t FuseOps::RemoveFile(OpenFile* f) {
+  int64_t handle;
+  {
+    std::lock_guard<std::mutex> lock(files_mu_);
+    files_.erase(f);
+    if (!f->lock_owners.empty()) --files_with_owners_;
+    handle = f->handle;
+  }
+  delete f;
+  return handle;
+}
+
+void FuseOps::ReleaseHandle(int64_t handle) {
+  Status s = pool_->Call("release", Retry::kIdempotent,
+                         [&](Client& c) { c.release(static_cast<int64_t>(client_id_), handle); });
+  if (!s.ok()) KLOG_WARN("{}", s.message());  // the server releases it when it expires us
+}
+
 void FuseOps::FinishOpen(fuse_ino_t ino, const fsrpc::OpenReply& reply, fuse_file_info* fi) {
-  auto* f = new OpenFile{reply.handle, (fi->flags & O_APPEND) != 0};
+  OpenFile* f = AddFile(ino, fi->flags, reply);
   fi->fh = reinterpret_cast<uint64_t>(f);
   NodeTable::OpenDecision d = nodes_.Opened(ino, reply.attr.data_version, reply.attr.ctime_ns);
   fi->keep_cache = d.keep_cache;
@@ -246,10 +281,7 @@ void FuseOps::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   FinishOpen(ino, reply, fi);
   if (fuse_reply_open(req, fi) != 0) {
     // The opener went away (interrupted): nobody will release it.
-    int64_t handle = reinterpret_cast<OpenFile*>(fi->fh)->handle;
-    delete reinterpret_cast<OpenFile*>(fi->fh);
-    (void)pool_->Call("release", Retry::kIdempotent,
-                      [&](Client& c) { c.release(static_cast<int64_t>(client_id_), handle); });
+    ReleaseHandle(RemoveFile(reinterpret_cast<OpenFile*>(fi->fh)));
   }
 }
 
@@ -272,12 +304,7 @@ void FuseOps::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t
   e.entry_timeout = options_.entry_timeout_s;
   nodes_.Entered(ino, reply.attr.ctime_ns);
   FinishOpen(ino, reply, fi);
-  if (fuse_reply_create(req, &e, fi) != 0) {
-    int64_t handle = reinterpret_cast<OpenFile*>(fi->fh)->handle;
-    delete reinterpret_cast<OpenFile*>(fi->fh);
-    (void)pool_->Call("release", Retry::kIdempotent,
-                      [&](Client& c) { c.release(static_cast<int64_t>(client_id_), handle); });
-  }
+  if (fuse_reply_create(req, &e, fi) != 0) ReleaseHandle(RemoveFile(reinterpret_cast<OpenFile*>(fi->fh)));
 }
 
 void FuseOps::Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
@@ -305,20 +332,43 @@ void FuseOps::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size
   fuse_reply_write(req, static_cast<size_t>(reply.written));
 }
 
-void FuseOps::Flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
-  // Writes are synchronous: at close the server has every byte already.
+void FuseOps::Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  // Writes are synchronous: at close the server has every byte already. What a close must still
+  // do: release the closing process's fcntl locks on the file (POSIX: any close does).
+  Status s = locks_.ReleaseOwner(ino, kLockPosix, fi->lock_owner);
+  {
+    // The owner holds nothing on this file now, whichever description it locked through.
+    std::lock_guard<std::mutex> lock(files_mu_);
+    if (files_with_owners_ > 0) {
+      for (OpenFile* f : files_) {
+        if (f->ino == ino && f->lock_owners.erase(fi->lock_owner) && f->lock_owners.empty()) --files_with_owners_;
+      }
+    }
+  }
+  if (!s.ok()) return ReplyError(req, s);
   fuse_reply_err(req, 0);
 }
 
-void FuseOps::Release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+void FuseOps::Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   auto* f = reinterpret_cast<OpenFile*>(fi->fh);
+  Status s;
+  // The last close of the description: its flock locks go (the kernel says so), and so do the
+  // fcntl locks still held by owners that locked through it — OFD locks, whose owner is the
+  // description (a process's own locks went at its close, Flush).
+  if (fi->flock_release) s = locks_.ReleaseOwner(ino, kLockFlock, fi->lock_owner);
   if (f) {
-    int64_t handle = f->handle;
-    delete f;
-    Status s = pool_->Call("release", Retry::kIdempotent,
-                           [&](Client& c) { c.release(static_cast<int64_t>(client_id_), handle); });
-    if (!s.ok()) KLOG_WARN("{}", s.message());  // the server releases it when it expires us
+    std::set<uint64_t> owners;
+    {
+      std::lock_guard<std::mutex> lock(files_mu_);
+      owners = f->lock_owners;
+    }
+    for (uint64_t o : owners) {
+      Status u = locks_.ReleaseOwner(ino, kLockPosix, o);
+      if (!u.ok()) s = u;
+    }
+    ReleaseHandle(RemoveFile(f));
   }
+  if (!s.ok()) KLOG_WARN("{}", s.message());  // the server drops them when it expires us
   fuse_reply_err(req, 0);
 }
 
@@ -421,6 +471,98 @@ void FuseOps::Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, 
                          [&](Client& c) { c.fallocate(a, Ino(ino), mode, offset, length, static_cast<int64_t>(client_id_)); });
   if (s.ok()) nodes_.Distrust(ino);
   fuse_reply_err(req, ErrnoOf(s));
+}
+
+namespace {
+
+// A kernel lock request as a LockSet lock of `owner` (the client id is LockClient's to fill).
+HeldLock FromFlock(const struct flock& fl, uint64_t owner) {
+  HeldLock l;
+  l.kind = kLockPosix;
+  l.type = fl.l_type;
+  l.start = fl.l_start;
+  // libfuse gives l_len 0 for "to the end of file", else the length of a valid range.
+  l.end = fl.l_len <= 0 ? kLockToEof : fl.l_start + (fl.l_len - 1);
+  l.owner.owner = owner;
+  l.pid = fl.l_pid;
+  return l;
+}
+
+}  // namespace
+
+void FuseOps::GetLk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lock) {
+  locks_.GetLock(req, ino, FromFlock(*lock, fi->lock_owner));
+}
+
+void FuseOps::SetLk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lock, int sleep) {
+  if (lock->l_type != F_UNLCK) {
+    if (auto* f = reinterpret_cast<OpenFile*>(fi->fh)) {
+      std::lock_guard<std::mutex> guard(files_mu_);
+      if (f->lock_owners.empty()) ++files_with_owners_;
+      f->lock_owners.insert(fi->lock_owner);
+    }
+  }
+  locks_.SetLock(req, ino, FromFlock(*lock, fi->lock_owner), sleep != 0);
+}
+
+void FuseOps::Flock(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, int op) {
+  HeldLock l;
+  l.kind = kLockFlock;
+  switch (op & ~LOCK_NB) {
+    case LOCK_SH: l.type = F_RDLCK; break;
+    case LOCK_EX: l.type = F_WRLCK; break;
+    case LOCK_UN: l.type = F_UNLCK; break;
+    default: return fuse_reply_err(req, EINVAL), void();
+  }
+  l.start = 0;
+  l.end = kLockToEof;
+  l.owner.owner = fi->lock_owner;
+  l.pid = static_cast<int32_t>(fuse_req_ctx(req)->pid);
+  locks_.SetLock(req, ino, l, (op & LOCK_NB) == 0);
+}
+
+void FuseOps::ReclaimAfterRestart(int64_t incarnation) {
+  struct Item {
+    OpenFile* f;
+    uint64_t serial, ino;
+    int flags;
+  };
+  std::vector<Item> todo;
+  {
+    std::lock_guard<std::mutex> lock(files_mu_);
+    for (OpenFile* f : files_) {
+      if (f->incarnation != incarnation) todo.push_back({f, f->serial, f->ino, f->flags});
+    }
+  }
+  size_t failed = 0;
+  for (const Item& it : todo) {
+    // The open as it was, minus what it did once (truncate, create).
+    int flags = it.flags & ~(O_TRUNC | O_CREAT | O_EXCL);
+    fsrpc::OpenReply reply;
+    Status s = pool_->Call("open (reclaim)", Retry::kIdempotent, [&](Client& c) {
+      c.open(reply, static_cast<int64_t>(client_id_), static_cast<int64_t>(it.ino), flags);
+    });
+    if (!s.ok()) {
+      // Reads and writes name the inode and go on while it exists; the server just does not
+      // count this open (write sharing), and an unlinked file is gone after the grace period.
+      ++failed;
+      KLOG_ERROR("could not reopen inode {} after the server restarted: {}", it.ino, s.message());
+      continue;
+    }
+    bool closed;
+    {
+      std::lock_guard<std::mutex> lock(files_mu_);
+      closed = !files_.count(it.f) || it.f->serial != it.serial;
+      if (!closed) {
+        it.f->handle = reply.handle;
+        it.f->incarnation = reply.incarnation;
+      }
+    }
+    if (closed) ReleaseHandle(reply.handle);  // closed meanwhile
+  }
+  if (!todo.empty())
+    KLOG_INFO("reopened {} of {} open file(s) after the server restarted", todo.size() - failed, todo.size());
+  locks_.Reclaim();
 }
 
 void FuseOps::ApplyInvalidations(const std::vector<fsrpc::Invalidation>& items) {
@@ -538,6 +680,13 @@ const fuse_lowlevel_ops kOps = [] {
   o.fallocate = [](fuse_req_t r, fuse_ino_t i, int m, off_t off, off_t len, fuse_file_info* f) {
     Guard(r, [&] { Self(r)->Fallocate(r, i, m, off, len, f); });
   };
+  o.getlk = [](fuse_req_t r, fuse_ino_t i, fuse_file_info* f, struct flock* l) {
+    Guard(r, [&] { Self(r)->GetLk(r, i, f, l); });
+  };
+  o.setlk = [](fuse_req_t r, fuse_ino_t i, fuse_file_info* f, struct flock* l, int sleep) {
+    Guard(r, [&] { Self(r)->SetLk(r, i, f, l, sleep); });
+  };
+  o.flock = [](fuse_req_t r, fuse_ino_t i, fuse_file_info* f, int op) { Guard(r, [&] { Self(r)->Flock(r, i, f, op); }); };
   return o;
 }();
 

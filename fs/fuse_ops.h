@@ -17,7 +17,17 @@
 // append the server picks the offset, so appenders on different hosts never overwrite each
 // other.
 //
-// Thread safety: handlers run on libfuse's worker threads concurrently.
+// Locks: getlk/setlk (fcntl) and flock go to kite-fsd through LockClient (fs/lock_client.h),
+// which never ties up a worker thread while a lock request waits. A close (flush) releases the
+// closing process's fcntl locks on the file; the last close of an open file description
+// (release) its flock locks and the OFD locks taken through it.
+//
+// Server restarts: every open file remembers the server incarnation its handle belongs to;
+// after a restart ReopenAll() opens them again (the new server so knows who has what open,
+// for write sharing, and keeps unlinked open files), and LockClient reclaims the locks.
+//
+// Thread safety: handlers run on libfuse's worker threads concurrently. Lock order: files_mu_
+// before nothing (no other lock is taken under it).
 #pragma once
 
 #define FUSE_USE_VERSION 314
@@ -25,8 +35,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
+#include <set>
 #include <vector>
 
+#include "fs/lock_client.h"
 #include "fs/node_table.h"
 #include "fs/server_pool.h"
 
@@ -39,7 +52,7 @@ class FuseOps {
     double attr_timeout_s = 30.0;
   };
   FuseOps(ServerPool* pool, uint64_t client_id, Options options)
-      : pool_(pool), client_id_(client_id), options_(options) {}
+      : pool_(pool), client_id_(client_id), options_(options), locks_(pool, client_id) {}
 
   // The handler table for fuse_session_new(); the userdata must be this FuseOps.
   static const fuse_lowlevel_ops* Table();
@@ -53,6 +66,11 @@ class FuseOps {
   void ApplyInvalidations(const std::vector<fsrpc::Invalidation>& items);
   // Events were lost: drops the cached attributes and data of every inode the kernel holds.
   void InvalidateAll();
+  // The server restarted as `incarnation`: opens again every file open with an older one,
+  // then reclaims this client's locks. From the poller thread, within the server's grace period.
+  void ReclaimAfterRestart(int64_t incarnation);
+  // Unmounting: lock requests still waiting get EINTR. Before the session is destroyed.
+  void Shutdown() { locks_.Shutdown(); }
 
   void Init(fuse_conn_info* conn);
   void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name);
@@ -86,13 +104,28 @@ class FuseOps {
   void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size);
   void RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name);
   void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, fuse_file_info* fi);
+  void GetLk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lock);
+  void SetLk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lock, int sleep);
+  void Flock(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, int op);
 
  private:
-  // What fi->fh points to for an open file.
+  // What fi->fh points to for an open file (an open file description of the kernel). Its
+  // mutable fields are guarded by files_mu_ (ReopenAll replaces the handle).
   struct OpenFile {
-    int64_t handle = 0;
+    uint64_t serial = 0;         // tells apart two OpenFiles at one address
+    uint64_t ino = 0;
+    int flags = 0;
     bool append = false;
+    int64_t handle = 0;          // GUARDED_BY(files_mu_)
+    int64_t incarnation = 0;     // GUARDED_BY(files_mu_): the server's, when handle was given
+    // fcntl lock owners that locked through this description and have not closed a file
+    // since (see Flush): at the last close, what they still hold are OFD locks.
+    std::set<uint64_t> lock_owners;  // GUARDED_BY(files_mu_)
   };
+  // Registers a new open file (FinishOpen) / unregisters it and returns its handle (release).
+  OpenFile* AddFile(uint64_t ino, int flags, const fsrpc::OpenReply& reply);
+  int64_t RemoveFile(OpenFile* f);
+  void ReleaseHandle(int64_t handle);
   void ReplyError(fuse_req_t req, const Status& s);
   void ReplyEntry(fuse_req_t req, const fsrpc::Attr& a);
   // Fills fi for an open of the file whose attributes (after the open) are `a`.
@@ -103,6 +136,11 @@ class FuseOps {
   const Options options_;
   std::atomic<fuse_session*> session_{nullptr};
   NodeTable nodes_;
+  LockClient locks_;
+  std::mutex files_mu_;
+  std::set<OpenFile*> files_;       // GUARDED_BY(files_mu_): every open file
+  uint64_t next_serial_ = 1;        // GUARDED_BY(files_mu_)
+  size_t files_with_owners_ = 0;    // GUARDED_BY(files_mu_): how many have lock_owners
 };
 
 }  // namespace kite::fs

@@ -253,25 +253,40 @@ Status Store::Init(const StoreOptions& options) {
   ++incarnation_;
   b.Put(meta_, "incarnation", U64Key(incarnation_));
   KITE_RETURN_IF_ERROR(Commit(&b, /*sync=*/true, "store " + path_ + ": open"));
-  return RemoveOrphans();
+  return RemoveOrphans(options.orphan_reclaim_ms);
 }
 
-Status Store::RemoveOrphans() {
+Status Store::RemoveOrphans(int64_t reclaim_ms) {
   rocksdb::ReadOptions ro;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, meta_));
   rocksdb::WriteBatch b;
   int n = 0;
+  const int64_t purge_at = WallNowNs() + reclaim_ms * 1000000;
   for (it->Seek(kOrphanPrefix); it->Valid() && it->key().starts_with(kOrphanPrefix); it->Next()) {
     std::string_view k = it->key().ToStringView();
     uint64_t ino = GetBE(k, sizeof kOrphanPrefix - 1);
+    ++n;
+    if (reclaim_ms > 0) {
+      // Perhaps open when the server stopped (also one reopened after an earlier restart: its
+      // value is a purge time): its clients may reopen it; PurgeUnlinked removes it after the
+      // reclaim period unless one did.
+      std::string_view v = it->value().ToStringView();
+      int64_t old = v.size() == 8 ? static_cast<int64_t>(GetBE(v)) : 0;
+      b.Put(meta_, it->key(), U64Key(static_cast<uint64_t>(std::max(old, purge_at))));
+      continue;
+    }
     auto r = LoadInode(ro, ino);
     if (r.ok()) Purge(&b, *r);
     b.Delete(meta_, it->key());
-    ++n;
   }
   KITE_RETURN_IF_ERROR(FromRocks(it->status(), "store: list orphans"));
   if (n == 0) return OkStatus();
-  KLOG_INFO("store {}: removed {} unlinked file(s) that were open when the server stopped", path_, n);
+  if (reclaim_ms > 0) {
+    KLOG_INFO("store {}: {} unlinked file(s) kept {} ms for the clients that had them open to reopen them",
+              path_, n, reclaim_ms);
+  } else {
+    KLOG_INFO("store {}: removed {} unlinked file(s) that were open when the server stopped", path_, n);
+  }
   return Commit(&b, true, "store: remove orphans");
 }
 

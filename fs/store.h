@@ -69,6 +69,10 @@ struct StoreOptions {
   // number): a client that looked the name up just before the unlink or rename still gets
   // the file it found, not ESTALE. 0: removed at once.
   int64_t unlinked_grace_ms = 0;
+  // An unlinked file that was open when the server stopped (an orphan of a crash): kept this
+  // long after the store opens, for its clients to reopen (reclaim) it; then removed unless
+  // reopened. 0: removed when the store opens.
+  int64_t orphan_reclaim_ms = 0;
   size_t cache_bytes = 64 << 20;  // RocksDB block cache
 };
 
@@ -132,7 +136,8 @@ struct FsStats {
 
 class Store {
  public:
-  // Opens (or makes) the store at options.path and removes orphans a crash left behind.
+  // Opens (or makes) the store at options.path; orphans a crash left behind are removed, or
+  // kept for options.orphan_reclaim_ms (PurgeUnlinked removes them then, unless reopened).
   static StatusOr<std::unique_ptr<Store>> Open(const StoreOptions& options);
   ~Store();
   Store(const Store&) = delete;
@@ -227,7 +232,7 @@ class Store {
                                   Owner owner, std::string_view symlink_target);
   StatusOr<Attr> OpenLocked(InodeRecord* r, int flags);
   Status Commit(rocksdb::WriteBatch* b, bool sync, std::string_view what);
-  Status RemoveOrphans();
+  Status RemoveOrphans(int64_t reclaim_ms);
 
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // owned; closed in ~Store

@@ -159,6 +159,7 @@ Status FsCluster::StartServer() {
                                    "127.0.0.1",
                                    "--client-timeout-ms",
                                    std::to_string(options_.client_timeout_ms)};
+  argv.insert(argv.end(), options_.server_args.begin(), options_.server_args.end());
   KITE_ASSIGN_OR_RETURN(server_, Subprocess::Start(argv, {}));
   server_->CloseStdin();
   for (int i = 0; i < 1000; ++i) {

@@ -21,6 +21,7 @@ struct FsClusterOptions {
   int clients = 2;
   int client_timeout_ms = 30000;        // kite-fsd --client-timeout-ms
   std::vector<std::string> client_args = {};  // more kitefs flags, for every client
+  std::vector<std::string> server_args = {};  // more kite-fsd flags (--grace-ms ...)
 };
 
 class FsCluster {

@@ -40,9 +40,9 @@ class StoreTest : public ::testing::Test {
     store_.reset();
     stdfs::remove_all(dir_);
   }
-  void Reopen() {
+  void Reopen(int64_t orphan_reclaim_ms = 0) {
     store_.reset();
-    auto s = Store::Open({.path = dir_.string()});
+    auto s = Store::Open({.path = dir_.string(), .orphan_reclaim_ms = orphan_reclaim_ms});
     ASSERT_OK(s);
     store_ = std::move(s).value();
   }
@@ -403,6 +403,29 @@ TEST_F(StoreTest, OrphansOfACrashAreRemovedAtReopen) {
   Reopen();  // the server went away with the file open
   EXPECT_EQ(Err(store_->GetAttr(f)), ESTALE);
   EXPECT_EQ(store_->Read(f, 0, 10).ok(), false);
+}
+
+// Contract 5: with a reclaim period, an unlinked file open at a crash waits for its clients to
+// reopen it; one reopened lives until its last release, also across a second restart, and one
+// nobody reopened goes when the period ends.
+TEST_F(StoreTest, OrphansOfACrashWaitForTheirClientsToReopenThem) {
+  uint64_t kept = MakeFile(kRootIno, "kept", "still here");
+  uint64_t dropped = MakeFile(kRootIno, "dropped", "nobody came back");
+  ASSERT_OK(store_->Open(kept, O_RDONLY));
+  ASSERT_OK(store_->Open(dropped, O_RDONLY));
+  ASSERT_OK(store_->Unlink(kRootIno, "kept"));
+  ASSERT_OK(store_->Unlink(kRootIno, "dropped"));
+  Reopen(/*orphan_reclaim_ms=*/60000);
+  ASSERT_OK(store_->Open(kept, O_RDWR));  // the client reopens its file
+  EXPECT_EQ(*store_->PurgeUnlinked(Store::WallNowNs()), 0);  // within the reclaim period
+  Reopen(60000);                                              // a second restart
+  ASSERT_OK(store_->Open(kept, O_RDWR));
+  const int64_t later = Store::WallNowNs() + int64_t{3600} * 1000000000;
+  EXPECT_EQ(*store_->PurgeUnlinked(later), 1);  // the one nobody reopened
+  EXPECT_EQ(Err(store_->GetAttr(dropped)), ESTALE);
+  EXPECT_EQ(ReadAll(kept), "still here");
+  ASSERT_OK(store_->Release(kept));  // the last close
+  EXPECT_EQ(Err(store_->GetAttr(kept)), ESTALE);
 }
 
 TEST_F(StoreTest, EverythingSurvivesAReopen) {
