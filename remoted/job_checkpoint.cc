@@ -13,6 +13,7 @@
 #include "remoted/unique_fd.h"
 #include "syscall-shim/image/image_format.h"
 #include "syscall-shim/image/image_validate.h"
+#include "syscall-shim/tree/job_manifest.h"
 
 namespace kite {
 namespace {
@@ -61,35 +62,69 @@ StatusOr<std::string> JobCheckpoint::PrepareDir(const Config& config, uid_t uid,
   return dir;
 }
 
-Status JobCheckpoint::ValidateImage(const Config& config, const std::string& path, const rpc::Credentials& creds) {
+namespace {
+
+// The path and ownership rules every checkpoint file obeys; `fd` gets it opened.
+Status CheckOwnedFile(const Config& config, const std::string& path, const std::string& suffix,
+                      const rpc::Credentials& creds, UniqueFd* fd, struct stat* st) {
   if (creds.uid < 0 || creds.gid < 0) return InvalidArgument("negative uid or gid");
   if (creds.uid == 0 && !config.allow_root) return PermissionDenied("jobs may not run as root on " + config.host_name);
   if (path.empty() || path[0] != '/' || path.size() > PATH_MAX || path.find('\0') != std::string::npos)
-    return InvalidArgument("image path must be an absolute path");
+    return InvalidArgument("checkpoint path must be an absolute path");
   if (path.find("/../") != std::string::npos || path.find("/./") != std::string::npos ||
       path.find("//") != std::string::npos)
-    return InvalidArgument("image path " + path + " is not canonical ('.', '..' or '//')");
-  const std::string root = Root(config);
+    return InvalidArgument("checkpoint path " + path + " is not canonical ('.', '..' or '//')");
+  const std::string root = JobCheckpoint::Root(config);
   if (path.compare(0, root.size() + 1, root + "/") != 0)
-    return InvalidArgument("image " + path + " is not under the checkpoint directory " + root);
-  if (path.size() < 5 || path.compare(path.size() - 4, 4, ".img") != 0)
-    return InvalidArgument("image " + path + " is not named *.img");
+    return InvalidArgument("checkpoint " + path + " is not under the checkpoint directory " + root);
+  if (!suffix.empty() && (path.size() <= suffix.size() || path.compare(path.size() - suffix.size(), suffix.size(), suffix) != 0))
+    return InvalidArgument("checkpoint " + path + " is not named *" + suffix);
   char real[PATH_MAX];
   if (::realpath(path.c_str(), real) == nullptr) {
-    if (errno == ENOENT) return NotFound("no image " + path);
-    return PosixError("image " + path, errno);
+    if (errno == ENOENT) return NotFound("no checkpoint " + path);
+    return PosixError("checkpoint " + path, errno);
   }
-  if (path != real) return InvalidArgument("image path " + path + " is not canonical (symlink, '.' or '..')");
-
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
-  if (!fd.valid()) return PosixError("opening image " + path, errno);
-  struct stat st;
-  if (::fstat(fd.get(), &st) < 0) return PosixError("image " + path, errno);
-  if (!S_ISREG(st.st_mode)) return InvalidArgument("image " + path + " is not a regular file");
-  if (st.st_nlink != 1) return PermissionDenied("image " + path + " has other links");
-  if (st.st_uid != static_cast<uid_t>(creds.uid))
-    return PermissionDenied("image " + path + " belongs to uid " + std::to_string(st.st_uid) + ", not " +
+  if (path != real) return InvalidArgument("checkpoint path " + path + " is not canonical (symlink, '.' or '..')");
+  *fd = UniqueFd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+  if (!fd->valid()) return PosixError("opening " + path, errno);
+  if (::fstat(fd->get(), st) < 0) return PosixError(path, errno);
+  if (!S_ISREG(st->st_mode)) return InvalidArgument(path + " is not a regular file");
+  if (st->st_nlink != 1) return PermissionDenied(path + " has other links");
+  if (st->st_uid != static_cast<uid_t>(creds.uid))
+    return PermissionDenied(path + " belongs to uid " + std::to_string(st->st_uid) + ", not " +
                             std::to_string(creds.uid));
+  return OkStatus();
+}
+
+}  // namespace
+
+Status JobCheckpoint::ValidateCheckpoint(const Config& config, const std::string& path, const rpc::Credentials& creds) {
+  UniqueFd fd;
+  struct stat st;
+  KITE_RETURN_IF_ERROR(CheckOwnedFile(config, path, ".job", creds, &fd, &st));
+  if (st.st_size > (1 << 20)) return InvalidArgument("job manifest " + path + " is larger than 1 MiB");
+  std::string text(static_cast<size_t>(st.st_size), '\0');
+  if (::pread(fd.get(), text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()))
+    return PosixError("reading " + path, errno);
+  auto m = JobManifest::Parse(text);
+  if (!m.ok()) return InvalidArgument(path + ": " + m.status().message());
+  const std::string dir = path.substr(0, path.rfind('/'));
+  for (const JobManifest::Proc& p : m->procs) {
+    if (!p.exited) KITE_RETURN_IF_ERROR(ValidateImage(config, dir + "/" + p.image, creds));
+  }
+  for (const JobManifest::Pipe& p : m->pipes) {
+    if (p.data_file.empty()) continue;
+    UniqueFd data;
+    KITE_RETURN_IF_ERROR(CheckOwnedFile(config, dir + "/" + p.data_file, "", creds, &data, &st));
+    if (st.st_size > (16 << 20)) return InvalidArgument(dir + "/" + p.data_file + " is larger than 16 MiB");
+  }
+  return OkStatus();
+}
+
+Status JobCheckpoint::ValidateImage(const Config& config, const std::string& path, const rpc::Credentials& creds) {
+  UniqueFd fd;
+  struct stat st;
+  KITE_RETURN_IF_ERROR(CheckOwnedFile(config, path, ".img", creds, &fd, &st));
   if (st.st_size < static_cast<off_t>(sizeof(kite_img_header)))
     return InvalidArgument("image " + path + " is truncated");
 

@@ -35,6 +35,12 @@ class JobCheckpoint {
   // INVALID_ARGUMENT: a bad path or a malformed image; PERMISSION_DENIED: ownership or ids;
   // NOT_FOUND: no such file.
   static Status ValidateImage(const Config& config, const std::string& path, const rpc::Credentials& creds);
+
+  // restore_job's checks of a whole job's checkpoint: `path` names its manifest
+  // (syscall-shim/tree/job_manifest.h, *.job) with the same path and ownership rules as an
+  // image; the manifest must parse, and every image and pipe-data file it names must pass
+  // them too (images: ValidateImage).
+  static Status ValidateCheckpoint(const Config& config, const std::string& path, const rpc::Credentials& creds);
 };
 
 }  // namespace kite

@@ -2,6 +2,8 @@
 // reaping) and the release/kill path.
 #include "remoted/job_manager.h"
 
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
@@ -22,6 +24,10 @@
 #include "common/log.h"
 #include "remoted/input_queue.h"
 #include "remoted/job_checkpoint.h"
+#include "remoted/job_tree.h"
+#include "remoted/unique_fd.h"
+#include "syscall-shim/pids/pid_map_file.h"
+#include "syscall-shim/tree/job_manifest.h"
 #include "remoted/output_buffer.h"
 #include "syscall-shim/checkpoint/checkpoint_protocol.h"
 
@@ -75,6 +81,7 @@ struct JobManager::Job {
   int tty_mask = 0;
   std::optional<rpc::WinSize> winsize;
   std::string ckpt_dir;   // its KITE_CKPT_DIR; empty: not checkpointable
+  JobManifest::Stream streams[3];  // what its stdin, stdout, stderr are on the job's side
   // Restored here because this is its home (a job coming home): it takes no guest slot and is
   // no guest (not evicted, not in Guests()).
   bool at_home = false;
@@ -129,6 +136,12 @@ StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const Config& config, c
   // Orphans of guest jobs become our children, so they are reaped (and counted) here
   // instead of lingering under init.
   if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) return PosixError("PR_SET_CHILD_SUBREAPER", errno);
+  // Restored jobs' pid maps (syscall-shim/pids/pid_map_file.h): written by kite-restore-tree
+  // as the job's user, so sticky and writable by all, like /tmp.
+  const std::string sock = config.socket_path();
+  const std::string pids_dir = sock.substr(0, sock.rfind('/') + 1) + shim::PidMapFile::kDirName;
+  if ((::mkdir(pids_dir.c_str(), 01733) < 0 && errno != EEXIST) || ::chmod(pids_dir.c_str(), 01733) < 0)
+    KLOG_WARN("{}: {} (restored job trees cannot record their pids)", pids_dir, std::strerror(errno));
   std::unique_ptr<JobManager> m(new JobManager(config, owner, std::move(epoll), std::move(wake)));
   if (int stale = m->cgroups_.RemoveStale())
     KLOG_WARN("killed and removed {} job cgroup(s) left by a previous kite-remoted", stale);
@@ -198,6 +211,10 @@ StatusOr<int64_t> JobManager::StartJob(const rpc::ExecSpec& spec, const ResumePo
     }
   }
   options.ckpt_dir = ckpt_dir;
+  // A restore runs kite-restore-tree, kite's own program: the restored processes bring their
+  // shim in their memory. Preloaded, the shim would show kite-restore-tree the job's vpids
+  // (its getpid() would be the job's, and the pid map would be written under that name).
+  if (resume != nullptr) options.shim_path.clear();
   KITE_ASSIGN_OR_RETURN(auto launcher, JobLauncher::Prepare(spec, options));
   // A job whose home is this host is no guest here (it came home after an eviction, or was
   // requeued there): the owner's state and the guest slots do not apply to it.
@@ -295,6 +312,21 @@ StatusOr<int64_t> JobManager::StartJob(const rpc::ExecSpec& spec, const ResumePo
   // to stderr (a terminal only on stderr or stdin: diagnostics, prompts and echo).
   job->src[kSrcPty] = {job->master, (tty & JobLauncher::kTtyStdout) ? kStdout : kStderr, false};
   for (Job::Source& s : job->src) s.eof = s.fd < 0;
+  // The job's side of each stream: its pipe's inode (both ends share it), or its terminal.
+  auto stream_of = [&](int bit, int fd) {
+    JobManifest::Stream st;
+    struct stat sb;
+    if (tty & bit) {
+      st.kind = JobManifest::StreamKind::kTty;
+    } else if (fd >= 0 && ::fstat(fd, &sb) == 0 && S_ISFIFO(sb.st_mode)) {
+      st.kind = JobManifest::StreamKind::kPipe;
+      st.inode = sb.st_ino;
+    }
+    return st;
+  };
+  job->streams[0] = stream_of(JobLauncher::kTtyStdin, job->in_fd);
+  job->streams[1] = stream_of(JobLauncher::kTtyStdout, job->src[kSrcStdout].fd);
+  job->streams[2] = stream_of(JobLauncher::kTtyStderr, job->src[kSrcStderr].fd);
   if (resume != nullptr && !resume->termios.empty() && job->master >= 0) {
     // The checkpointed job's terminal settings. kite-restore is still loading the image.
     struct termios t;
@@ -380,6 +412,23 @@ bool IsStopped(pid_t pid) {
   return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'T';
 }
 
+// Writes `data` to a new file `path` owned by the job's user, mode 0600, durably.
+Status WriteOwnedFile(const std::string& path, const std::string& data, const rpc::Credentials& creds) {
+  ::unlink(path.c_str());
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd.valid()) return PosixError("creating " + path, errno);
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return PosixError("writing " + path, errno);
+    done += static_cast<size_t>(n);
+  }
+  if (::fchown(fd.get(), static_cast<uid_t>(creds.uid), static_cast<gid_t>(creds.gid)) < 0 || ::fsync(fd.get()) < 0)
+    return PosixError(path, errno);
+  return OkStatus();
+}
+
 // The command name of process `pid` ("" when it is gone).
 std::string CommOf(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
@@ -403,9 +452,10 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
   const bool leave_running = after == AfterCheckpoint::kRun;
   const std::string name = "job " + std::to_string(id);
   std::shared_ptr<Job> job;
-  std::string img, err;
   std::string tty_termios;
   std::optional<rpc::WinSize> tty_winsize;
+  pid_t root = 0;
+  JobManifest manifest;
   {
     std::lock_guard<std::mutex> lock(mu_);
     job = FindLocked(id);
@@ -417,17 +467,9 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
                                 "directory");
     if (job->checkpointing) return FailedPrecondition(name + " is already being checkpointed");
     if (job->move_stopped) return FailedPrecondition(name + " is stopped by a checkpoint: release or resume it first");
-    const std::string base = job->ckpt_dir + "/" + std::to_string(job->pid);
-    img = base + ".img";
-    err = base + ".err";
-    ::unlink(img.c_str());
-    ::unlink(err.c_str());
     // The root is not reaped (that happens under mu_), so its pid is still its own.
-    union sigval v;
-    v.sival_int = after == AfterCheckpoint::kRun    ? shim::kCheckpointContinue
-                  : after == AfterCheckpoint::kStop ? shim::kCheckpointStop
-                                                    : shim::kCheckpointExit;
-    if (::sigqueue(job->pid, shim::kCheckpointSignal, v) < 0) return PosixError("signalling " + name, errno);
+    root = job->pid;
+    for (int i = 0; i < 3; ++i) manifest.streams[i] = job->streams[i];
     job->checkpointing = true;
     job->input_paused = true;  // stdin stays in the queue from here: the offset is exact
     if (job->master >= 0) {  // now: in exit mode the pty is closed once the job is gone
@@ -447,16 +489,54 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
     }
     job->last_contact = Clock::now();
   }
-  auto resume_input = [&] {
+  const std::string dir = job->ckpt_dir;
+  auto img_of = [&](pid_t pid) { return dir + "/" + std::to_string(pid) + ".img"; };
+  auto err_of = [&](pid_t pid) { return dir + "/" + std::to_string(pid) + ".err"; };
+  // Every process signalled so far, and whether its image is in place.
+  std::map<pid_t, bool> signalled;
+  bool stop_mode = false;  // the processes stop after their images (set before any is signalled)
+  auto undo = [&](Status why) -> Status {
+    // Whoever stopped after its image runs on; no image is left behind. A process still
+    // writing its image is waited for first: a SIGCONT before its own SIGSTOP would leave it
+    // stopped for good.
+    const auto settle_deadline = Clock::now() + kKillTimeout;
+    for (const auto& [pid, unused] : signalled) {
+      while (Clock::now() < settle_deadline && !PathExists(err_of(pid)) &&
+             !(PathExists(img_of(pid)) && (!stop_mode || IsStopped(pid))) && JobTree::Read(pid).ok() &&
+             !JobTree::Read(pid)->zombie()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    }
+    for (const auto& [pid, unused] : signalled) {
+      ::unlink(img_of(pid).c_str());
+      ::unlink(err_of(pid).c_str());
+      ::kill(pid, SIGCONT);
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       job->checkpointing = false;
       job->input_paused = false;
     }
     WakeIo();
+    KLOG_INFO("{} was not checkpointed: {}", name, why.message());
+    return why;
   };
 
-  // Wait for the image or the refusal (in stop mode: the image and the stop).
+  // The job's processes: the root and its descendants. One process is checkpointed in the mode
+  // asked for; a tree always stops (every process, after its image), so that the pipes between
+  // its processes can be drained, and then runs on, dies or stays stopped as asked.
+  auto listed = JobTree::List(root);
+  if (!listed.ok()) return undo(Aborted(name + " ended before its checkpoint"));
+  const bool tree = listed->size() > 1;
+  bool own_pipe = false;  // a lone process with a pipe of its own: stopped too, to drain it
+  for (const auto& [fd, inode] : JobTree::PipeFds(root)) own_pipe = own_pipe || manifest.StreamOfPipe(inode) < 0;
+  union sigval mode;
+  mode.sival_int = tree || own_pipe || after == AfterCheckpoint::kStop ? shim::kCheckpointStop
+                   : after == AfterCheckpoint::kRun        ? shim::kCheckpointContinue
+                                                           : shim::kCheckpointExit;
+  const bool stops = mode.sival_int == shim::kCheckpointStop;
+  stop_mode = stops;
+  std::vector<TreeProcess> procs;
   const auto deadline = Clock::now() + kCheckpointTimeout;
   for (;;) {
     bool reaped;
@@ -464,34 +544,131 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
       std::lock_guard<std::mutex> lock(mu_);
       reaped = job->root_reaped;
     }
-    if (PathExists(img) && (after != AfterCheckpoint::kStop || reaped || IsStopped(job->pid))) break;
-    if (PathExists(err)) {
-      std::string reason = ReadReason(err);
-      ::unlink(err.c_str());
-      resume_input();
-      KLOG_INFO("{} refused a checkpoint: {}", name, reason);
-      return FailedPrecondition(name + " cannot be checkpointed: " + reason);
-    }
     if (reaped) {
-      resume_input();
-      return Aborted(name + " ended before its checkpoint image was written");
+      // Exit mode: the root killed itself once its image was in place.
+      if (!stops && signalled.count(root) && PathExists(img_of(root))) break;
+      return undo(Aborted(name + " ended before its checkpoint image was written"));
     }
-    if (Clock::now() > deadline) {
-      resume_input();
-      return Unavailable(name + " wrote no checkpoint image within " + std::to_string(kCheckpointTimeout.count()) +
-                         " s");
+    auto now = JobTree::List(root);
+    if (!now.ok()) return undo(Aborted(name + " ended before its checkpoint image was written"));
+    procs = std::move(now).value();
+    if (procs.size() > static_cast<size_t>(JobManifest::kMaxProcs))
+      return undo(FailedPrecondition(name + " cannot be checkpointed: more than " +
+                                     std::to_string(JobManifest::kMaxProcs) + " processes"));
+    // Every process not signalled yet (all of them the first time; later, those forked since
+    // the last look, which fork gave the handler) must be one the shim can checkpoint. All are
+    // checked before any is signalled: the signal's default action would kill a process
+    // without the shim's handler.
+    for (const TreeProcess& p : procs) {
+      if (p.zombie() || signalled.count(p.pid)) continue;
+      if (p.sid != root)
+        return undo(FailedPrecondition(name + " cannot be checkpointed: " + p.Describe() +
+                                       " runs in a session of its own"));
+      if (!JobTree::Catches(p.pid, shim::kCheckpointSignal))
+        return undo(FailedPrecondition(name + " cannot be checkpointed: " + p.Describe() +
+                                       " does not run the kite shim (statically linked, or started without "
+                                       "LD_PRELOAD)"));
     }
+    bool all = true;
+    for (const TreeProcess& p : procs) {
+      if (p.zombie()) continue;
+      auto it = signalled.find(p.pid);
+      if (it == signalled.end()) {
+        ::unlink(img_of(p.pid).c_str());
+        ::unlink(err_of(p.pid).c_str());
+        if (::sigqueue(p.pid, shim::kCheckpointSignal, mode) < 0)
+          return undo(PosixError("signalling " + p.Describe() + " of " + name, errno));
+        signalled[p.pid] = false;
+        all = false;
+        continue;
+      }
+      if (PathExists(err_of(p.pid))) {
+        std::string reason = ReadReason(err_of(p.pid));
+        return undo(FailedPrecondition(name + " cannot be checkpointed: " + (tree ? p.Describe() + ": " : "") + reason));
+      }
+      it->second = PathExists(img_of(p.pid)) && (!stops || p.stopped());
+      all = all && it->second;
+    }
+    if (all) break;
+    if (Clock::now() > deadline)
+      return undo(Unavailable(name + " wrote no checkpoint image within " + std::to_string(kCheckpointTimeout.count()) +
+                              " s"));
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  // Named after the job, not the pid: a later job may get the same pid.
-  std::string final_path = job->ckpt_dir + "/job-" + std::to_string(id) + ".img";
-  if (::rename(img.c_str(), final_path.c_str()) < 0) {
-    KLOG_WARN("{}: renaming {}: {}", name, img, std::strerror(errno));
-    final_path = img;
+
+  // Everything is still (or gone, in exit mode): the pipes the job made hold what their
+  // readers had not read yet.
+  std::map<pid_t, pid_t> vpid_of;  // real -> the pid the job knows
+  {
+    std::ifstream map(PidMapPath(root));
+    std::string header;
+    if (std::getline(map, header) && header + "\n" == shim::PidMapFile::kHeader) {
+      for (pid_t v, r; map >> v >> r;) vpid_of[r] = v;
+    }
+  }
+  vpid_of[root] = job->vpid;
+  auto vpid = [&](pid_t real) { return vpid_of.count(real) ? vpid_of[real] : real; };
+  std::map<uint64_t, std::pair<pid_t, int>> own_pipes;  // inode -> a holder and its descriptor
+  for (const TreeProcess& p : procs) {
+    if (p.zombie()) continue;
+    for (const auto& [fd, inode] : JobTree::PipeFds(p.pid)) {
+      if (manifest.StreamOfPipe(inode) < 0 && !own_pipes.count(inode)) own_pipes[inode] = {p.pid, fd};
+    }
+  }
+  const std::string base = "job-" + std::to_string(id);
+  std::map<uint64_t, std::string> pipe_bytes;
+  for (const auto& [inode, holder] : own_pipes) {
+    auto bytes = JobTree::DrainPipe(holder.first, holder.second);
+    if (!bytes.ok()) {
+      for (const auto& [done_inode, data] : pipe_bytes) {
+        (void)JobTree::RefillPipe(own_pipes[done_inode].first, own_pipes[done_inode].second, data);
+      }
+      return undo(bytes.status());
+    }
+    pipe_bytes[inode] = std::move(bytes).value();
+  }
+  Status written = OkStatus();
+  for (const TreeProcess& p : procs) {
+    JobManifest::Proc mp;
+    mp.vpid = vpid(p.pid);
+    mp.vparent = p.pid == root ? 0 : vpid(p.ppid);
+    mp.vpgid = vpid(p.pgid);
+    if (p.zombie()) {
+      mp.exited = true;
+      mp.wait_status = p.exit_code;
+    } else {
+      mp.image = base + "." + std::to_string(mp.vpid) + ".img";
+      if (::rename(img_of(p.pid).c_str(), (dir + "/" + mp.image).c_str()) < 0 && written.ok())
+        written = PosixError("renaming the image of " + p.Describe(), errno);
+    }
+    manifest.procs.push_back(mp);
+  }
+  for (const JobManifest::Proc& p : manifest.procs) {
+    if (manifest.IndexOf(p.vpgid) < 0 && written.ok())
+      written = FailedPrecondition(name + " cannot be checkpointed: process " + std::to_string(p.vpid) +
+                                   "'s process group lost its leader");
+  }
+  for (const auto& [inode, data] : pipe_bytes) {
+    JobManifest::Pipe mp;
+    mp.inode = inode;
+    if (!data.empty()) {
+      mp.data_file = base + ".pipe-" + std::to_string(inode);
+      if (written.ok()) written = WriteOwnedFile(dir + "/" + mp.data_file, data, job->creds);
+    }
+    manifest.pipes.push_back(mp);
+  }
+  const std::string manifest_path = dir + "/" + base + ".job";
+  if (written.ok()) written = WriteOwnedFile(manifest_path, manifest.Serialize(), job->creds);
+  if (!written.ok()) {
+    for (const auto& [inode, data] : pipe_bytes) (void)JobTree::RefillPipe(own_pipes[inode].first, own_pipes[inode].second, data);
+    for (const JobManifest::Proc& p : manifest.procs) {
+      if (!p.exited) ::unlink((dir + "/" + p.image).c_str());
+    }
+    return undo(written);
   }
 
   rpc::CheckpointReply r;
-  r.image_path = final_path;
+  r.image_path = manifest_path;
   r.left_running = leave_running;
   if (!tty_termios.empty()) {
     r.termios = tty_termios;
@@ -501,19 +678,29 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
     r.winsize = *tty_winsize;
     r.__isset.winsize = true;
   }
+  if (stops && after == AfterCheckpoint::kRun) {
+    // The copy is taken; the job goes on with its pipes as they were.
+    for (const auto& [inode, data] : pipe_bytes) {
+      Status back = JobTree::RefillPipe(own_pipes[inode].first, own_pipes[inode].second, data);
+      if (!back.ok()) KLOG_WARN("{}: putting pipe bytes back: {}", name, back.ToString());
+    }
+    for (const TreeProcess& p : procs) ::kill(p.pid, SIGCONT);
+  } else if (stops && after == AfterCheckpoint::kExit) {
+    for (const TreeProcess& p : procs) ::kill(p.pid, SIGKILL);
+  }
   std::unique_lock<std::mutex> lock(mu_);
   if (!r.__isset.winsize && job->winsize) {
     r.winsize = *job->winsize;
     r.__isset.winsize = true;
   }
   if (after == AfterCheckpoint::kExit) {
-    // The root killed itself after the image: wait until everything it wrote is buffered.
+    // The root is gone after its image: wait until everything it wrote is buffered.
     if (!job->cv.wait_for(lock, kKillTimeout + kReapTimeout,
                           [&] { return job->phase == Job::Phase::kExited || job->released; }))
       KLOG_WARN("{}: output not drained {} s after its checkpoint", name,
                 std::chrono::duration_cast<std::chrono::seconds>(kKillTimeout + kReapTimeout).count());
   } else if (after == AfterCheckpoint::kStop) {
-    // The root is stopped; what it wrote before is in its pipes or pty until the I/O thread
+    // The job is stopped; what it wrote before is in its pipes or pty until the I/O thread
     // has read it. Wait until they are empty (or the buffers are full: the home reads on).
     job->move_stopped = true;
     const auto drain_deadline = Clock::now() + kKillTimeout;
@@ -539,10 +726,17 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
   if (leave_running) job->input_paused = false;
   lock.unlock();
   if (leave_running) WakeIo();
-  KLOG_INFO("{} checkpointed to {} (stdout {} stderr {} stdin {}){}", name, r.image_path, r.stdout_offset,
-            r.stderr_offset, r.stdin_offset,
+  KLOG_INFO("{} checkpointed to {} ({} process(es), {} pipe(s) of its own; stdout {} stderr {} stdin {}){}", name,
+            r.image_path, manifest.procs.size(), manifest.pipes.size(), r.stdout_offset, r.stderr_offset,
+            r.stdin_offset,
             leave_running ? ", left running" : after == AfterCheckpoint::kStop ? ", left stopped" : "");
   return r;
+}
+
+std::string JobManager::PidMapPath(pid_t root) const {
+  char path[PATH_MAX];
+  const std::string sock = config_.socket_path();
+  return shim::PidMapFile::PathFor(sock.c_str(), root, path, sizeof path) ? path : "";
 }
 
 bool JobManager::OutputDrainedLocked(const Job& job) const {
@@ -566,7 +760,12 @@ Status JobManager::Resume(int64_t id) {
     if (!job->move_stopped) return FailedPrecondition(name + " is not stopped by a checkpoint");
     job->move_stopped = false;
     job->input_paused = false;
-    if (!job->root_reaped) ::kill(-job->pid, SIGCONT);
+    if (!job->root_reaped) {
+      ::kill(-job->pid, SIGCONT);
+      if (auto procs = JobTree::List(job->pid); procs.ok()) {
+        for (const TreeProcess& p : *procs) ::kill(p.pid, SIGCONT);
+      }
+    }
   }
   WakeIo();
   KLOG_INFO("{} resumed where it was (its move did not happen)", name);
@@ -579,8 +778,8 @@ StatusOr<int64_t> JobManager::Restore(const rpc::RestoreSpec& spec) {
   if (spec.__isset.termios && spec.termios.size() != sizeof(struct termios))
     return InvalidArgument("termios must be " + std::to_string(sizeof(struct termios)) + " bytes");
   if (spec.command.size() > JobLauncher::kMaxArgBytes) return InvalidArgument("command too long");
-  KITE_RETURN_IF_ERROR(JobCheckpoint::ValidateImage(config_, spec.image_path, spec.creds));
-  const std::string restorer = ExecutableDir() + "/kite-restore";
+  KITE_RETURN_IF_ERROR(JobCheckpoint::ValidateCheckpoint(config_, spec.image_path, spec.creds));
+  const std::string restorer = ExecutableDir() + "/kite-restore-tree";
   if (::access(restorer.c_str(), X_OK) < 0) return FailedPrecondition("no " + restorer + " on " + config_.host_name);
 
   rpc::ExecSpec e;
@@ -605,8 +804,8 @@ StatusOr<int64_t> JobManager::Restore(const rpc::RestoreSpec& spec) {
   r.stdin_offset = spec.stdin_offset;
   if (spec.__isset.termios) r.termios = spec.termios;
   r.command = spec.command;
-  // The restored shim keeps the checkpoint directory it was started with (in its memory):
-  // its next image lands beside this one.
+  // The restored shims keep the checkpoint directory they were started with (in their
+  // memory): the next images land beside these.
   r.ckpt_dir = spec.image_path.substr(0, spec.image_path.rfind('/'));
   KITE_ASSIGN_OR_RETURN(int64_t id, StartJob(e, &r));
   Status restored = AwaitRestored(id);
@@ -621,7 +820,8 @@ StatusOr<int64_t> JobManager::Restore(const rpc::RestoreSpec& spec) {
 
 Status JobManager::AwaitRestored(int64_t id) {
   // kite-restore names the process after the restored program (PR_SET_NAME) once every region,
-  // file and identity is back, past its point of no return; until then it is "kite-restore".
+  // file and identity is back, past its point of no return; until then it is "kite-restore"
+  // (kite-restore-tree, before it, "kite-restore-tr").
   // So a restore_job that returns OK has a job that runs, and one that fails leaves the
   // checkpointed original (stopped by checkpoint_job(stop)) the home's to resume.
   const auto deadline = Clock::now() + kCheckpointTimeout;
@@ -645,8 +845,16 @@ Status JobManager::AwaitRestored(int64_t id) {
       }
       pid = job->pid;
     }
-    std::string comm = CommOf(pid);
-    if (!comm.empty() && comm != "kite-restore") return OkStatus();
+    // The root is released last-but-one: its children leave kite-restore just after it, once
+    // it gives them the word. Restored means every process of the tree is.
+    auto restoring = [](const std::string& comm) { return comm.empty() || comm.rfind("kite-restore", 0) == 0; };
+    bool restored = !restoring(CommOf(pid));
+    if (restored) {
+      if (auto tree = JobTree::List(pid); tree.ok()) {
+        for (const TreeProcess& p : *tree) restored = restored && (p.zombie() || !restoring(p.comm));
+      }
+    }
+    if (restored) return OkStatus();
     if (Clock::now() > deadline)
       return Unavailable("kite-restore on " + config_.host_name + " did not finish within " +
                          std::to_string(kCheckpointTimeout.count()) + " s");
@@ -989,6 +1197,7 @@ void JobManager::Reap() {
     }
     std::shared_ptr<Job> job = it->second;
     roots_.erase(it);
+    ::unlink(PidMapPath(pid).c_str());  // a restored job's, if it was one
     job->root_reaped = true;
     job->wait_status = status;
     job->rusage = ToRusage(ru);

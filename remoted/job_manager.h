@@ -124,6 +124,8 @@ class JobManager {
   };
   StatusOr<int64_t> StartJob(const rpc::ExecSpec& spec, const ResumePoint* resume);
   Status AwaitRestored(int64_t id);
+  // Where kite-restore-tree records the pids of the restored job whose root is `root`.
+  std::string PidMapPath(pid_t root) const;
   bool OutputDrainedLocked(const Job& job) const;  // REQUIRES(mu_)
   JobManager(const Config& config, const OwnerMonitor* owner, UniqueFd epoll, UniqueFd wake);
   LaunchOptions CurrentLaunchOptions();

@@ -1,7 +1,14 @@
 // Start-up of the shim's per-process state (see shim.h).
 #include "syscall-shim/shim.h"
 
+#include <signal.h>
+#include <sys/stat.h>
+
+#include "syscall-shim/checkpoint/proc_files.h"
+#include "syscall-shim/checkpoint/raw_syscall.h"
 #include "syscall-shim/checkpoint/restore_fixup.h"
+#include "syscall-shim/pids/pid_map_file.h"
+#include "syscall-shim/sys_calls.h"
 
 namespace kite::shim {
 
@@ -13,18 +20,59 @@ bool Shim::Init(const char* job, const char* home, const char* sock) {
   members_.set_real_root(env_.real_root_pid());
   forwarder_.Configure(env_.sock(), env_.home());
   active_ = true;
+  // KITE_JOB names the root's pid when the job started; a program started after the job was
+  // restored elsewhere inherited that stale value. Every process of a job is in the root's
+  // session, so a session id other than that pid means a restored job (or a process that made
+  // its own session): the job's pid map, if there is one, says who is who now.
+  pid_t sid = sys::getsid(0);
+  if (sid > 0 && sid != env_.real_root_pid()) LoadPidMap(sid);
   return true;
 }
 
-// Limit (job trees come later): KITE_JOB in the environment still names the old real pid, so
-// a child forked after a restore does not know its parent's new real pid.
+bool Shim::LoadPidMap(pid_t sid) {
+  char path[JobEnv::kMaxSockLen + 32];
+  if (!PidMapFile::PathFor(env_.sock(), sid, path, sizeof path)) return false;
+  struct stat st;
+  if (StatPath(path, &st) != 0 || !S_ISREG(st.st_mode) ||
+      st.st_uid != static_cast<uid_t>(raw::Syscall(SYS_getuid))) {
+    return false;
+  }
+  char text[PidMapFile::kMaxBytes + 1];
+  long n = ReadWholeFile(path, text, sizeof text);
+  PidPair pairs[PidMapFile::kMaxEntries];
+  int count = 0;
+  if (n <= 0 || !PidMapFile::Parse(text, static_cast<size_t>(n), pairs, &count)) return false;
+  PidTable table;
+  pid_t root_real = 0;
+  for (int i = 0; i < count; ++i) {
+    const bool root = pairs[i].vpid == env_.vpid();
+    if (!table.Add(pairs[i].real, pairs[i].vpid, root ? env_.home_ppid() : PidTable::kRealParent)) return false;
+    if (root) root_real = pairs[i].real;
+  }
+  if (root_real == 0) return false;
+  pids_ = table;
+  members_.set_real_root(root_real);
+  return true;
+}
+
 void Shim::SyncRestore() {
   uint32_t count = RestoreFixup::count();
   if (count == restores_seen_) return;
-  restores_seen_ = count;
-  if (!active_) return;
-  pid_t real = RestoreFixup::real_pid();
-  if (real > 0 && pids_.Rebind(env_.vpid(), real)) members_.set_real_root(real);
+  if (!active_) {
+    restores_seen_ = count;
+    return;
+  }
+  // A signal handler calling getpid() must not see the table half rebuilt.
+  uint64_t all = ~uint64_t{0}, old = 0;
+  raw::Syscall(SYS_rt_sigprocmask, SIG_SETMASK, raw::Arg(&all), raw::Arg(&old), 8);
+  if (RestoreFixup::count() != restores_seen_) {
+    restores_seen_ = RestoreFixup::count();
+    if (!LoadPidMap(sys::getsid(0))) {
+      pid_t real = RestoreFixup::real_pid();
+      if (real > 0 && pids_.Rebind(env_.vpid(), real)) members_.set_real_root(real);
+    }
+  }
+  raw::Syscall(SYS_rt_sigprocmask, SIG_SETMASK, raw::Arg(&old), 0, 8);
 }
 
 }  // namespace kite::shim

@@ -33,16 +33,24 @@ class Shim {
   bool active() const { return active_; }
 
   // Called by the wrappers before they translate pids. After kite-restore brought this
-  // process back (the restore count in kite_restore_fixup moved on), the root's real pid is
-  // another one: rebinds it to the same vpid. One load and compare when nothing changed;
+  // process back (the restore count in kite_restore_fixup moved on), every process of the job
+  // has another real pid: the table is rebuilt from the job's pid map (pid_map_file.h), or,
+  // without one, the root is rebound to its vpid. One load and compare when nothing changed;
   // async-signal-safe; idempotent.
   void SyncRestore();
+  // How many restores SyncRestore has applied: a wrapper that translated a pid before a
+  // restore and got ECHILD/ESRCH after it translates again.
+  uint32_t restores_seen() const { return restores_seen_; }
   const JobEnv& env() const { return env_; }
   const PidTable& pids() const { return pids_; }
   const HostIdentity& identity() const { return identity_; }
   const KillRouter& kill_router() const { return router_; }
 
  private:
+  // Rebuilds the table from <run dir>/pids/<sid> when that file exists, is ours and names our
+  // root. False (table unchanged) otherwise.
+  bool LoadPidMap(pid_t sid);
+
   bool active_ = false;
   uint32_t restores_seen_ = 0;  // kite_restore_fixup.restore_count last applied
   JobEnv env_;

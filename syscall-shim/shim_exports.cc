@@ -13,10 +13,13 @@
 //  - /proc/self and /proc/<pid> paths are this host's (a job reading /proc/<getpid()> in its
 //    root reads another pid's entry, or nothing);
 //  - calls made by other libraries' constructors before ours runs see real values;
-//  - other pid-taking calls (sched_*, setpriority, prlimit, pidfd_open, waitpid(vpid), ptrace)
-//    are not translated; only the root has a vpid, and nothing at home is its child.
+//  - other pid-taking calls (sched_*, setpriority, prlimit, pidfd_open, ptrace) are not
+//    translated; waits are (a restored job's processes are known by their pids before the
+//    move), but not glibc's internal ones (system(), posix_spawn's callers waiting by hand are
+//    fine: they call waitpid).
 #include <sys/types.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -136,4 +139,58 @@ KITE_SHIM_EXPORT int kill(pid_t pid, int signo) noexcept {
 KITE_SHIM_EXPORT int killpg(pid_t pgrp, int signo) noexcept {
   if (pgrp < 0) return Result(EINVAL);  // as glibc
   return kill(-pgrp, signo);
+}
+
+// Waits: pids in and out are the job's. The checkpoint signal interrupts a wait and the kernel
+// restarts it after the restore with the real pid it was given before the move, which is no
+// child here (ECHILD): translated again and retried once the restore is applied.
+namespace {
+
+pid_t RealWaitTarget(pid_t pid) {
+  if (pid > 0) return g_shim.pids().ToReal(pid);
+  if (pid < -1) return -g_shim.pids().ToReal(-pid);
+  return pid;  // -1: any child; 0: any child in our group
+}
+
+}  // namespace
+
+KITE_SHIM_EXPORT pid_t wait4(pid_t pid, int* status, int options, struct rusage* ru) noexcept {
+  if (!Synced().active()) return kite::shim::sys::wait4(pid, status, options, ru);
+  for (;;) {
+    uint32_t seen = g_shim.restores_seen();
+    pid_t r = kite::shim::sys::wait4(RealWaitTarget(pid), status, options, ru);
+    const int err = errno;
+    if (r < 0 && err == ECHILD && Synced().restores_seen() != seen) continue;
+    Synced();  // a restore during the wait: the pid is a new real one
+    errno = err;
+    return Virtual(r);
+  }
+}
+
+KITE_SHIM_EXPORT pid_t waitpid(pid_t pid, int* status, int options) noexcept {
+  return wait4(pid, status, options, nullptr);
+}
+
+KITE_SHIM_EXPORT pid_t wait(int* status) noexcept { return wait4(-1, status, 0, nullptr); }
+
+KITE_SHIM_EXPORT pid_t wait3(int* status, int options, struct rusage* ru) noexcept {
+  return wait4(-1, status, options, ru);
+}
+
+KITE_SHIM_EXPORT int waitid(idtype_t idtype, id_t id, siginfo_t* info, int options) noexcept {
+  if (!Synced().active()) return kite::shim::sys::waitid(idtype, id, info, options);
+  for (;;) {
+    uint32_t seen = g_shim.restores_seen();
+    id_t real = id;
+    if ((idtype == P_PID || idtype == P_PGID) && id > 0) {
+      real = static_cast<id_t>(g_shim.pids().ToReal(static_cast<pid_t>(id)));
+    }
+    int r = kite::shim::sys::waitid(idtype, real, info, options);
+    const int err = errno;
+    if (r < 0 && err == ECHILD && Synced().restores_seen() != seen) continue;
+    Synced();
+    errno = err;
+    if (r == 0 && info != nullptr && info->si_pid > 0) info->si_pid = Virtual(info->si_pid);
+    return r;
+  }
 }

@@ -9,6 +9,8 @@
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -20,6 +22,12 @@ inline pid_t getpgid(pid_t pid) { return static_cast<pid_t>(::syscall(SYS_getpgi
 inline pid_t getsid(pid_t pid) { return static_cast<pid_t>(::syscall(SYS_getsid, pid)); }
 inline int setpgid(pid_t pid, pid_t pgid) { return static_cast<int>(::syscall(SYS_setpgid, pid, pgid)); }
 inline int kill(pid_t pid, int signo) { return static_cast<int>(::syscall(SYS_kill, pid, signo)); }
+inline pid_t wait4(pid_t pid, int* status, int options, struct rusage* ru) {
+  return static_cast<pid_t>(::syscall(SYS_wait4, pid, status, options, ru));
+}
+inline int waitid(int idtype, id_t id, siginfo_t* info, int options) {
+  return static_cast<int>(::syscall(SYS_waitid, idtype, id, info, options, nullptr));
+}
 inline int uname(struct utsname* buf) { return static_cast<int>(::syscall(SYS_uname, buf)); }
 
 // tcgetpgrp/tcsetpgrp as glibc implements them (ioctl is not wrapped by the shim).

@@ -51,9 +51,8 @@ bool IsTerminalPath(const char* path) {
          strcmp(path, "/dev/console") == 0 || strcmp(path, "/dev/ptmx") == 0;
 }
 
-// The lowest standard stream (0, 1, 2) open on the same pipe or terminal as `st`, or -1. A
-// pipe's two ends share one inode; remoted gives stdin, stdout and stderr separate pipes (or
-// one pty), so the match says which of the launcher's streams this descriptor was.
+// The lowest standard stream (0, 1, 2) open on the same terminal as `st`, or -1: the
+// launcher's pty, which every process of a job with a terminal shares.
 int StdStreamOf(const struct stat& st) {
   for (int s = 0; s <= 2; ++s) {
     struct stat o;
@@ -93,10 +92,8 @@ bool ProcessDumper::CheckSupported() {
   if (p != nullptr && *p != '0') return err_->Set("seccomp filter active", "cannot be restored");
   n = ReadWholeFile("/proc/self/timers", buf, sizeof buf);
   if (n > 0) return err_->Set("POSIX timers (timer_create) in use", "not supported yet");
-  // Checked here, with every signal blocked, so no fork can slip in before the dump. Children
-  // (zombies too) would be left behind: only single processes are checkpointed yet.
-  n = ReadWholeFile("/proc/thread-self/children", buf, sizeof buf);
-  if (n > 0 || n == -EFBIG) return err_->Set("child processes", "job trees are not supported yet");
+  // Children are the controller's business: it checkpoints every process of the job (see
+  // checkpoint_protocol.h) and restores the tree in shape.
   return true;
 }
 
@@ -272,9 +269,25 @@ bool ProcessDumper::DumpOneFd(int fd, FixedVector<kite_img_fd>* fds) {
   d.Str(path);
   uint32_t kind;
   int stream = -1;
-  if (S_ISFIFO(st.st_mode) || (S_ISCHR(st.st_mode) && IsTerminalPath(path))) stream = StdStreamOf(st);
+  if (S_ISCHR(st.st_mode) && IsTerminalPath(path)) stream = StdStreamOf(st);
+  if (S_ISFIFO(st.st_mode)) {
+    // Any pipe: its inode names it across the job's processes; the controller knows which
+    // pipes are its own standard streams and which the job made, and drains the latter.
+    kite_img_fd* f = fds->Add();
+    if (f == nullptr) return err_->Set("too many open descriptors");
+    f->fd = fd;
+    f->kind = KITE_FD_PIPE;
+    f->open_flags = static_cast<uint32_t>(raw::Syscall(SYS_fcntl, fd, F_GETFL));
+    f->fd_flags = static_cast<uint32_t>(raw::Syscall(SYS_fcntl, fd, F_GETFD)) & FD_CLOEXEC;
+    if ((f->open_flags & O_ACCMODE) == O_RDWR) {
+      return err_->Set(what, d.Str(" is a FIFO open for reading and writing (not supported yet)").c_str());
+    }
+    f->offset = static_cast<int64_t>(st.st_ino);
+    f->path = {0, 0};
+    return true;
+  }
   if (stream >= 0) {
-    // The launcher's pipe or pty: the restorer re-attaches its own descriptor `stream`.
+    // The launcher's pty: the restorer re-attaches its own descriptor `stream`.
     kite_img_fd* f = fds->Add();
     if (f == nullptr) return err_->Set("too many open descriptors");
     f->fd = fd;
@@ -302,8 +315,6 @@ bool ProcessDumper::DumpOneFd(int fd, FixedVector<kite_img_fd>* fds) {
     }
   } else if (S_ISSOCK(st.st_mode)) {
     return err_->Set(what, d.Str(" is a socket (not supported yet)").c_str());
-  } else if (S_ISFIFO(st.st_mode)) {
-    return err_->Set(what, d.Str(" is a pipe or FIFO other than the standard streams (not supported yet)").c_str());
   } else {
     return err_->Set(what, d.Str(" is a special file (not supported yet)").c_str());
   }

@@ -3,9 +3,9 @@
 // open file descriptors, and pending signals.
 //
 // Refused, with the reason in the DumpError: more than one thread, a seccomp filter, POSIX
-// timers, descriptors other than regular files, directories, /dev/null|zero|urandom and the
-// standard streams' pipes or terminal (recorded as KITE_FD_STDIO: other pipes, ttys, sockets,
-// eventfd, epoll, ...), deleted files and cwd, more than
+// timers, descriptors other than regular files, directories, /dev/null|zero|urandom, pipes
+// (KITE_FD_PIPE, named by inode) and the standard streams' terminal (KITE_FD_STDIO: other
+// ttys, sockets, eventfd, epoll, ...), deleted files and cwd, more than
 // KITE_IMG_MAX_GROUPS supplementary groups.
 //
 // Runs inside the checkpoint signal handler with every signal blocked: raw system calls only.

@@ -213,9 +213,12 @@ enum kite_img_fd_kind {
   KITE_FD_FILE = 1,  /* regular file: reopened by path, offset restored */
   KITE_FD_DIR = 2,   /* directory */
   KITE_FD_DEV = 3,   /* one of /dev/null, /dev/zero, /dev/urandom */
-  KITE_FD_STDIO = 4, /* a standard stream (pipe or terminal of the job's launcher): re-attached
-                        to the restorer's own descriptor `offset` (0, 1 or 2), never reopened */
-  KITE_FD_KIND_LIMIT = 5
+  KITE_FD_STDIO = 4, /* a standard stream (terminal of the job's launcher): re-attached to the
+                        restorer's own descriptor `offset` (0, 1 or 2), never reopened */
+  KITE_FD_PIPE = 5,  /* one end of a pipe or FIFO: `offset` is the pipe's inode number (its
+                        identity across the job's processes); the restorer is given the new
+                        pipe's end (kite-restore --inherit), never reopens it */
+  KITE_FD_KIND_LIMIT = 6
 };
 
 struct kite_img_fd {
@@ -224,8 +227,9 @@ struct kite_img_fd {
   uint32_t open_flags;  /* F_GETFL: access mode and status flags (O_APPEND, O_NONBLOCK, ...) */
   uint32_t fd_flags;    /* F_GETFD: FD_CLOEXEC */
   int64_t offset;       /* lseek(fd, 0, SEEK_CUR); -1 when not seekable. KITE_FD_STDIO: the
-                           standard stream (0 stdin, 1 stdout, 2 stderr) it was */
-  struct kite_img_str path;  /* absent for KITE_FD_STDIO */
+                           standard stream (0 stdin, 1 stdout, 2 stderr) it was. KITE_FD_PIPE:
+                           the pipe's inode number (> 0) */
+  struct kite_img_str path;  /* absent for KITE_FD_STDIO and KITE_FD_PIPE */
 };
 
 /* A pending signal, as the kernel's 128-byte siginfo; requeued with rt_tgsigqueueinfo. */

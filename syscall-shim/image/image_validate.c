@@ -344,6 +344,10 @@ static int check_fds(struct kite_img_view* v, struct kite_img_error* err) {
     if (f->kind == KITE_FD_STDIO) {
       if (f->path.offset != 0 || f->path.len != 0) return fail(err, "fds", i, "a standard stream with a path");
       if (f->offset < 0 || f->offset > 2) return fail(err, "fds", i, "bad standard stream number");
+    } else if (f->kind == KITE_FD_PIPE) {
+      if (f->path.offset != 0 || f->path.len != 0) return fail(err, "fds", i, "a pipe with a path");
+      if (f->offset <= 0) return fail(err, "fds", i, "bad pipe identity");
+      if ((f->open_flags & 3u) != 0 && (f->open_flags & 3u) != 1) return fail(err, "fds", i, "a pipe end open for both directions");
     } else {
       if (!valid_path(v, f->path)) return fail(err, "fds", i, "bad path");
       if (f->offset < -1) return fail(err, "fds", i, "bad offset");

@@ -4,7 +4,7 @@
 namespace kite::shim {
 
 bool PidTable::Add(pid_t real, pid_t vpid, pid_t vparent) {
-  if (size_ == kCapacity || real <= 0 || vpid <= 0 || vparent < 0) return false;
+  if (size_ == kCapacity || real <= 0 || vpid <= 0 || (vparent < 0 && vparent != kRealParent)) return false;
   if (FindReal(real) != nullptr || FindVirtual(vpid) != nullptr) return false;
   entries_[size_++] = Entry{real, vpid, vparent};
   return true;
@@ -47,7 +47,7 @@ bool PidTable::HasVirtual(pid_t vpid) const { return vpid > 0 && FindVirtual(vpi
 
 pid_t PidTable::ParentOf(pid_t real, pid_t real_parent) const {
   const Entry* e = FindReal(real);
-  return e != nullptr ? e->vparent : ToVirtual(real_parent);
+  return e != nullptr && e->vparent != kRealParent ? e->vparent : ToVirtual(real_parent);
 }
 
 }  // namespace kite::shim

@@ -2,16 +2,16 @@
 // their parents as the job sees them. Translates real <-> virtual for every pid-taking or
 // pid-returning call the shim wraps.
 //
-// Remote exec slice: the table holds one entry, the job's root (real_root_pid -> vpid, parent
-// home_ppid); every other process of the job is known by its real pid, which is correct while a
-// job never moves. Migration will add an entry per restored process (its old pid stays its
-// vpid), hence the general shape. Limitation until then: a job member whose real pid happens
-// to equal a vpid in the table is shadowed by that entry in kill/getpgid/... arguments.
+// A job that never moved has one entry, its root (real_root_pid -> vpid, parent home_ppid);
+// every other process is known by its real pid. A restored job has one entry per process that
+// was restored (its pid before the move stays its vpid: PidMapFile), and processes forked
+// since are again known by their real pids. Limitation: a job member whose real pid happens to
+// equal a vpid in the table is shadowed by that entry in kill/getpgid/... arguments.
 //
-// Thread safety: filled once by the shim's constructor before any other thread exists, then
-// read-only, so lookups take no lock and are async-signal-safe (signal handlers call getpid and
-// kill). Once entries are added at run time (fork after migration), writers need a lock and
-// readers a seqlock, still without blocking in a signal handler.
+// Thread safety: written only by the process's one thread (the constructor, or the first
+// wrapper call after a restore, with signals blocked), so lookups take no lock and are
+// async-signal-safe (signal handlers call getpid and kill). Jobs are single-threaded while
+// migration supports only those; threads will need a seqlock here.
 #pragma once
 
 #include <sys/types.h>
@@ -23,10 +23,15 @@ class PidTable {
   // Enough for a restored job's process tree; lookups are a linear scan, cheap at this size.
   static constexpr int kCapacity = 64;
 
+  // Add()'s vparent for a process whose parent is in the job: getppid() translates the real
+  // parent's pid (ToVirtual) rather than returning a recorded value.
+  static constexpr pid_t kRealParent = -1;
+
   constexpr PidTable() = default;
 
   // Records that the process with real pid `real` (> 0) is `vpid` (> 0) to the job and that its
-  // parent, as the job sees it, is `vparent` (>= 0; may be a process at home). False when the
+  // parent, as the job sees it, is `vparent` (>= 0; may be a process at home; or kRealParent).
+  // False when the
   // table is full, a pid is out of range, or `real` or `vpid` is already in the table.
   bool Add(pid_t real, pid_t vpid, pid_t vparent);
 
@@ -43,6 +48,8 @@ class PidTable {
   pid_t ParentOf(pid_t real, pid_t real_parent) const;
 
   int size() const { return size_; }
+  // Empties the table (before it is rebuilt from a restored job's pid map).
+  void Clear() { size_ = 0; }
 
   // After a restore the process known as `vpid` has another real pid: makes `new_real` (> 0)
   // its real pid. False when `vpid` is not in the table or `new_real` belongs to another entry.

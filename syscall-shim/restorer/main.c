@@ -5,7 +5,14 @@
  * privileges for a user's image), opens every file as that user, and fills the args struct
  * for the restore phase (restore.c).
  *
- * Usage: kite-restore [--allow-root] [--expect-uid UID] [--verify-only] IMAGE
+ * Usage: kite-restore [--allow-root] [--expect-uid UID] [--verify-only] [--inherit FD=N]...
+ *                     [--ready-fd N --go-fd N | --release-fd N --release-count K] IMAGE
+ *   --inherit FD=N   the image's descriptor FD is our inherited descriptor N (a pipe end, which
+ *                    is never reopened: kite-restore-tree made it); required for every pipe
+ *   --ready-fd N     once everything that can fail cleanly is done, write one byte to N...
+ *   --go-fd N        ...then wait for one byte on N before the point of no return (EOF: give
+ *                    up): a process of a job tree runs only when every other one can
+ *   --release-fd N, --release-count K   the tree's root: once ready itself, write K bytes to N
  * Exit codes: restorer.h (KITE_RESTORE_EXIT_*); on success the process becomes the image's. */
 #include "syscall-shim/image/image_validate.h"
 #include "syscall-shim/restorer/restorer.h"
@@ -27,6 +34,17 @@ __asm__(
 extern char __executable_start[];
 
 static int g_diag = 2;
+#define MAX_INHERIT 1024
+static struct { int32_t image_fd, fd; } g_inherit[MAX_INHERIT];
+static int g_ninherit;
+
+/* Our inherited descriptor standing for the image's descriptor `image_fd`, or -1. */
+static int inherited_for(int32_t image_fd) {
+  for (int i = 0; i < g_ninherit; i++) {
+    if (g_inherit[i].image_fd == image_fd) return g_inherit[i].fd;
+  }
+  return -1;
+}
 static char g_prefix[512];  /* "IMAGE: " */
 static char g_maps[65536];  /* kite-restore's own /proc/self/maps */
 
@@ -306,6 +324,28 @@ static void open_files(struct kite_restorer_args* a) {
   }
   for (uint64_t i = 0; i < v->nfds; i++) {
     const struct kite_img_fd* f = &v->fds[i];
+    int given = inherited_for(f->fd);
+    if (f->kind == KITE_FD_PIPE || given >= 0) {
+      /* Made for us by kite-restore-tree: the new pipe's end (or a shared description). */
+      char num[24];
+      if (given < 0) die(KITE_RESTORE_EXIT_HOST, "no --inherit for the image's pipe descriptor ", r_utoa((uint64_t)f->fd, num));
+      struct stat gst;
+      long rc = rsys2(__NR_fstat, given, &gst);
+      if (rsys_failed(rc)) die_errno(KITE_RESTORE_EXIT_HOST, "an --inherit descriptor is not open", rc);
+      uint32_t type = gst.st_mode & R_S_IFMT;
+      int ok = f->kind == KITE_FD_PIPE ? type == R_S_IFIFO
+               : f->kind == KITE_FD_FILE ? type == R_S_IFREG
+               : f->kind == KITE_FD_DIR  ? type == R_S_IFDIR
+                                         : 1;
+      if (!ok) die(KITE_RESTORE_EXIT_HOST, "an --inherit descriptor is of another type than the image's ", r_utoa((uint64_t)f->fd, num));
+      long fd = rsys3(__NR_fcntl, given, F_DUPFD_CLOEXEC, a->fd_base);
+      if (rsys_failed(fd)) die_errno(KITE_RESTORE_EXIT_HOST, "duplicating an --inherit descriptor", fd);
+      rc = rsys3(__NR_fcntl, fd, F_SETFL, f->open_flags & (uint32_t)(O_APPEND | O_NONBLOCK));
+      if (rsys_failed(rc)) die_errno(KITE_RESTORE_EXIT_HOST, "setting an inherited descriptor's flags", rc);
+      if (fd + 1 > a->fd_limit) a->fd_limit = (int)fd + 1;
+      a->image_fds[i] = (int)fd;
+      continue;
+    }
     if (f->kind == KITE_FD_STDIO) {
       /* Re-attached: our own standard stream `offset` is the new launcher's pipe or pty. */
       long fd = rsys3(__NR_fcntl, (int)f->offset, F_DUPFD_CLOEXEC, a->fd_base);
@@ -354,7 +394,8 @@ static void open_files(struct kite_restorer_args* a) {
 
 static void usage(void) __attribute__((noreturn));
 static void usage(void) {
-  r_msg(2, "usage: kite-restore [--allow-root] [--expect-uid UID] [--verify-only] IMAGE", NULL, NULL);
+  r_msg(2, "usage: kite-restore [--allow-root] [--expect-uid UID] [--verify-only] [--inherit FD=N]... ",
+        "[--ready-fd N --go-fd N | --release-fd N --release-count K] IMAGE", NULL);
   kite_restorer_exit(KITE_RESTORE_EXIT_USAGE);
 }
 
@@ -373,6 +414,7 @@ void kite_restorer_main(long* sp) {
   rsys4(__NR_rt_sigprocmask, R_SIG_SETMASK, &all, 0, 8);  /* nothing interrupts a restore */
 
   int allow_root = 0, verify_only = 0;
+  int ready_fd = -1, go_fd = -1, release_fd = -1, release_count = 0;
   int64_t expect_uid = -1;
   const char* image = NULL;
   for (int i = 1; i < argc; i++) {
@@ -380,6 +422,29 @@ void kite_restorer_main(long* sp) {
       allow_root = 1;
     } else if (r_streq(argv[i], "--verify-only")) {
       verify_only = 1;
+    } else if (r_streq(argv[i], "--inherit") && i + 1 < argc) {
+      const char* v = argv[++i];
+      char left[16];
+      size_t k = 0;
+      while (v[k] != '\0' && v[k] != '=' && k < sizeof left - 1) { left[k] = v[k]; k++; }
+      left[k] = '\0';
+      uint64_t ifd, fd;
+      if (v[k] != '=' || r_parse_u64(left, &ifd) != 0 || r_parse_u64(v + k + 1, &fd) != 0 ||
+          ifd >= (1u << 20) || fd >= (1u << 20) || g_ninherit == MAX_INHERIT || inherited_for((int32_t)ifd) >= 0) {
+        usage();
+      }
+      g_inherit[g_ninherit].image_fd = (int32_t)ifd;
+      g_inherit[g_ninherit].fd = (int32_t)fd;
+      g_ninherit++;
+    } else if ((r_streq(argv[i], "--ready-fd") || r_streq(argv[i], "--go-fd") || r_streq(argv[i], "--release-fd") ||
+                r_streq(argv[i], "--release-count")) && i + 1 < argc) {
+      uint64_t v;
+      if (r_parse_u64(argv[i + 1], &v) != 0 || v >= (1u << 20)) usage();
+      if (r_streq(argv[i], "--ready-fd")) ready_fd = (int)v;
+      else if (r_streq(argv[i], "--go-fd")) go_fd = (int)v;
+      else if (r_streq(argv[i], "--release-fd")) release_fd = (int)v;
+      else release_count = (int)v;
+      i++;
     } else if (r_streq(argv[i], "--expect-uid") && i + 1 < argc) {
       uint64_t v;
       if (r_parse_u64(argv[++i], &v) != 0 || v > 0xfffffffeu) usage();
@@ -390,7 +455,7 @@ void kite_restorer_main(long* sp) {
       image = argv[i];
     }
   }
-  if (image == NULL) usage();
+  if (image == NULL || (ready_fd >= 0) != (go_fd >= 0) || (release_fd >= 0 && go_fd >= 0)) usage();
   size_t plen = r_strlen(image);
   if (plen > sizeof g_prefix - 3) plen = sizeof g_prefix - 3;
   memcpy(g_prefix, image, plen);
@@ -467,6 +532,35 @@ void kite_restorer_main(long* sp) {
   a->image_fds = (int*)next;
   open_files(a);
   *out = *a;
+
+  /* Everything that can fail cleanly is done. A process of a job tree says so and waits for
+   * the root's word; the root, ready itself, gives it: no process of the tree runs unless
+   * all can (a failed restore leaves the checkpointed original to be resumed, never a half
+   * tree running beside it). */
+  if (ready_fd >= 0) {
+    char byte = 'r';
+    long rc = rsys3(__NR_write, ready_fd, &byte, 1);
+    if (rc != 1) die_errno(KITE_RESTORE_EXIT_HOST, "telling the tree's root we are ready", rc < 0 ? rc : -R_EINTR);
+    rsys1(__NR_close, ready_fd);
+    for (;;) {
+      rc = rsys3(__NR_read, go_fd, &byte, 1);
+      if (rc == -R_EINTR) continue;
+      if (rc != 1) die(KITE_RESTORE_EXIT_HOST, "the job tree's root did not restore", " (another process of the tree failed)");
+      break;
+    }
+    rsys1(__NR_close, go_fd);
+  }
+  if (release_fd >= 0) {
+    char bytes[256];
+    memset(bytes, 'g', sizeof bytes);
+    for (int left = release_count; left > 0;) {
+      long rc = rsys3(__NR_write, release_fd, bytes, left < (int)sizeof bytes ? (size_t)left : sizeof bytes);
+      if (rc == -R_EINTR) continue;
+      if (rsys_failed(rc)) die_errno(KITE_RESTORE_EXIT_HOST, "releasing the job tree", rc);
+      left -= (int)rc;
+    }
+    rsys1(__NR_close, release_fd);
+  }
 
   uint8_t* stack = map_fixed(a->window_start + KITE_RESTORER_STACK_OFF, KITE_RESTORER_STACK_SIZE,
                              MAP_ANONYMOUS, -1);

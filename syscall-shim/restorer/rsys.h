@@ -58,5 +58,6 @@ struct r_linux_dirent64 {
 #define R_S_IFMT 0170000
 #define R_S_IFREG 0100000
 #define R_S_IFDIR 0040000
+#define R_S_IFIFO 0010000
 
 #endif /* KITE_SYSCALL_SHIM_RESTORER_RSYS_H_ */

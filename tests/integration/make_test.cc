@@ -218,11 +218,17 @@ TEST_F(MakeTest, AHostWhoseOwnerComesBackGetsNoNewRecipes) {
   EXPECT_GT(elsewhere_after, 0) << "the build went on elsewhere";
 }
 
-TEST_F(MakeTest, RecipesEvictedMidRunAreRequeuedAndTheBuildSucceeds) {
-  // Each recipe is a shell waiting on a child (not migratable yet): an eviction requeues it.
+TEST_F(MakeTest, RecipesEvictedMidRunMoveOrAreRequeuedAndTheBuildSucceeds) {
+  // Each recipe is a shell waiting on a child. The odd ones migrate (the whole tree moves); the
+  // even ones run a child without the shim, which cannot be checkpointed, so an eviction
+  // requeues them. Six recipes on four slots of the two evicted hosts: both kinds are evicted.
   ProcessResult setup = On("node1", "rm -rf /kite/evict && mkdir -p /kite/evict && cd /kite/evict && "
-                                    "printf 'all: $(patsubst %%,out%%,1 2 3 4 5 6)\\nout%%:\\n\\t@echo start $@; sleep 3; "
-                                    "echo made $@ > $@\\n' > Makefile");
+                                    "cat > Makefile <<'EOF'\n"
+                                    "all: $(patsubst %,out%,1 2 3 4 5 6)\n"
+                                    "out%:\n"
+                                    "\t@echo start $@; case $@ in *[246]) env -u LD_PRELOAD sleep 3;; *) sleep 3;; esac; "
+                                    "echo made $@ > $@\n"
+                                    "EOF\n");
   ASSERT_TRUE(setup.Succeeded()) << setup.Describe();
   auto p = cluster_->Spawn("node1", {"sh", "-c", "cd /kite/evict && exec kite make -j6"});
   ASSERT_TRUE(p.ok()) << p.status().ToString();
@@ -251,8 +257,9 @@ TEST_F(MakeTest, RecipesEvictedMidRunAreRequeuedAndTheBuildSucceeds) {
   std::ifstream log(cluster_->LogPath("node1", "homed"));
   std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
   EXPECT_THAT(text, HasSubstr("requeued: killed on node"));
+  EXPECT_THAT(text, HasSubstr("moved node"));
   EXPECT_TRUE(std::regex_search(r->stderr_data + r->stdout_data,
-                                std::regex("evicted while running: 0 migrated, [1-6] requeued")))
+                                std::regex("evicted while running: [1-3] migrated, [1-3] requeued")))
       << r->stdout_data << r->stderr_data;
 }
 

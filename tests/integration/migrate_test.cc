@@ -231,6 +231,37 @@ TEST_F(KiteMigrateTest, AJobMovesTwiceAndBackHomeWithNothingLostOrRepeated) {
   EXPECT_EQ(done->stdout_data, Lines(1, kLines));
 }
 
+// A job tree of real programs: sh waiting on `seq | sort | md5sum`, moved mid-sort to another
+// host and then home, pipes and all; the digest equals that of a run that never moved. sort
+// runs with --parallel=1 (its sorting threads could not be migrated yet) and -S (no temporary
+// files in the host's /tmp).
+TEST_F(KiteMigrateTest, APipelineMovesMidSortAndHomeWithTheSameResult) {
+  const std::string pipeline = "seq 6000000 | sort -rn --parallel=1 -S 1G | md5sum; echo \"status $?\"";
+  auto plain = cluster_.Exec("node1", {"sh", "-c", pipeline});
+  ASSERT_OK(plain.status());
+  ASSERT_THAT(plain->stdout_data, HasSubstr("status 0")) << plain->Describe();
+  auto job = cluster_.Spawn("node1", {"sh", "-c", "cd /kite && exec kite run --host node2 -- sh -c '" + pipeline + "'"});
+  ASSERT_OK(job.status());
+  int vpid = 0;
+  for (int i = 0; i < 100 && vpid == 0; ++i) {
+    vpid = VpidOf("md5sum");
+    if (vpid == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GT(vpid, 0) << (*job)->Stderr();
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));  // sort is reading or sorting
+  for (const char* to : {"node3", "node1"}) {
+    auto r = Kite({"migrate", std::to_string(vpid), "--to", to});
+    ASSERT_OK(r.status());
+    ASSERT_TRUE(r->Succeeded()) << to << ": " << r->Describe() << r->stdout_data << r->stderr_data;
+    EXPECT_THAT(r->stdout_data, HasSubstr(std::string("to ") + to)) << r->stdout_data;
+  }
+  auto done = (*job)->Wait(std::chrono::minutes(2));
+  ASSERT_OK(done.status());
+  ASSERT_TRUE(WIFEXITED(done->exit_status)) << done->Describe();
+  EXPECT_EQ(WEXITSTATUS(done->exit_status), 0) << done->stderr_data;
+  EXPECT_EQ(done->stdout_data, plain->stdout_data) << done->stderr_data;
+}
+
 TEST_F(KiteMigrateTest, AJobThatCannotMoveSaysWhyAndRunsOnWhereItWas) {
   auto job = StartCounter("node2", "60 20 thread");
   ASSERT_TRUE(job);

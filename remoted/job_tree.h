@@ -1,0 +1,51 @@
+// The processes of a guest job on this host as checkpoint_job sees them, read from /proc: the
+// root and its descendants, with what a whole-job checkpoint needs to know about each (see
+// docs/design-notes.md, "Migration: job trees").
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace kite {
+
+struct TreeProcess {
+  pid_t pid = 0;
+  pid_t ppid = 0;
+  pid_t pgid = 0;
+  pid_t sid = 0;
+  char state = '?';  // /proc/<pid>/stat's: 'Z' zombie, 'T' stopped, ...
+  int exit_code = 0;  // a zombie's wait status
+  std::string comm;
+
+  bool zombie() const { return state == 'Z' || state == 'X'; }
+  bool stopped() const { return state == 'T'; }
+  std::string Describe() const;  // "pid 123 (sort)"
+};
+
+class JobTree {
+ public:
+  // The root and its descendants, parents before children. NOT_FOUND when the root is gone.
+  static StatusOr<std::vector<TreeProcess>> List(pid_t root);
+  static StatusOr<TreeProcess> Read(pid_t pid);
+
+  // Whether `pid` has a handler for `signo` installed (SigCgt).
+  static bool Catches(pid_t pid, int signo);
+
+  // The pipes `pid` holds: descriptor -> the pipe's inode.
+  static std::map<int, uint64_t> PipeFds(pid_t pid);
+
+  // Reads every byte buffered in the pipe that `pid` holds as descriptor `fd` (opening it
+  // anew through /proc, non-blocking). Only while every process that might read or write it
+  // is stopped.
+  static StatusOr<std::string> DrainPipe(pid_t pid, int fd);
+  // Puts `bytes` back into that pipe (after a checkpoint that leaves the job running).
+  static Status RefillPipe(pid_t pid, int fd, const std::string& bytes);
+};
+
+}  // namespace kite
