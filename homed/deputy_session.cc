@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/migration.h"
 #include "common/wire_io.h"
+#include "syscall-shim/tree/job_manifest.h"
 
 namespace kite {
 namespace {
@@ -610,13 +611,14 @@ StatusOr<wire::MoveReply> DeputySession::Move(const std::string& to, MoveCause c
     KLOG_INFO("job vpid {}: {} did not take it: {}", peer_.pid, target, r.ToString());
     why_not += (why_not.empty() ? "" : "; ") + r.message();
   }
-  struct stat st{};
-  const int64_t image_bytes = ::stat(ck.image_path.c_str(), &st) == 0 ? st.st_size : 0;
+  auto files = ListCheckpointFiles(ck.image_path);
+  const int64_t image_bytes = files.ok() ? files->bytes : 0;
+  const int processes = files.ok() ? files->processes : 0;
   if (dest.host.empty()) {
     // Nobody took it: the original runs on where it was, as if nothing happened.
     Status r = ctx_.pool.With(from.host, "resume job", [&](rpc::RemoteClient& c) { c.resume_job(from.job_id); });
     if (!r.ok()) KLOG_ERROR("job vpid {}: resuming it on {} after a failed move: {}", peer_.pid, from.host, r.ToString());
-    ::unlink(ck.image_path.c_str());
+    RemoveCheckpoint(ck.image_path);
     EndMove();
     return FailedPrecondition("no host restored the job (" + why_not + "); it runs on on " + from.host);
   }
@@ -634,7 +636,7 @@ StatusOr<wire::MoveReply> DeputySession::Move(const std::string& to, MoveCause c
   if (!r.ok() && r.code() != StatusCode::kNotFound)
     KLOG_WARN("job vpid {}: releasing the original on {}: {}", peer_.pid, from.host, r.ToString());
   if (from.host != ctx_.config.host_name) ctx_.hosts.NoteReleased(from.host);
-  ::unlink(ck.image_path.c_str());  // the restored copy has it all in memory
+  RemoveCheckpoint(ck.image_path);  // the restored copies have it all in memory
   ctx_.jobs.Moved(peer_.pid, dest.host, dest.job_id);
   EndMove();
   if (!switched.ok()) return switched;
@@ -646,8 +648,8 @@ StatusOr<wire::MoveReply> DeputySession::Move(const std::string& to, MoveCause c
   reply.freeze_ms = std::chrono::duration_cast<std::chrono::milliseconds>(t_restored - t0).count();
   reply.image_bytes = image_bytes;
   SendDeputy(wire::Frame(wire::MsgType::kMoved, reply));
-  KLOG_INFO("job vpid {} moved {} -> {} (job {} -> {}): checkpoint {} ms, restore {} ms, image {} bytes", peer_.pid,
-            from.host, dest.host, from.job_id, dest.job_id,
+  KLOG_INFO("job vpid {} moved {} -> {} (job {} -> {}): {} process(es), checkpoint {} ms, restore {} ms, images {} bytes",
+            peer_.pid, from.host, dest.host, from.job_id, dest.job_id, processes,
             std::chrono::duration_cast<std::chrono::milliseconds>(t_ckpt - t0).count(),
             std::chrono::duration_cast<std::chrono::milliseconds>(t_restored - t_ckpt).count(), image_bytes);
   return reply;

@@ -28,7 +28,7 @@ Status EnsureDir(const std::string& path, uid_t uid, gid_t gid, mode_t mode) {
   struct stat st;
   if (::lstat(path.c_str(), &st) < 0) return PosixError(path, errno);
   if (!S_ISDIR(st.st_mode) || st.st_uid != uid)
-    return FailedPrecondition("checkpoint directory " + path + " is not a directory owned by uid " +
+    return FailedPrecondition(path + " is not a directory owned by uid " +
                               std::to_string(uid));
   if ((st.st_mode & 07777) != mode && ::chmod(path.c_str(), mode) < 0) return PosixError(path, errno);
   return OkStatus();
@@ -58,6 +58,23 @@ StatusOr<std::string> JobCheckpoint::PrepareDir(const Config& config, uid_t uid,
   KITE_RETURN_IF_ERROR(EnsureDir(root, 0, 0, 0711));
   KITE_RETURN_IF_ERROR(EnsureDir(root + "/" + config.host_name, 0, 0, 0711));
   std::string dir = root + "/" + config.host_name + "/" + std::to_string(uid);
+  KITE_RETURN_IF_ERROR(EnsureDir(dir, uid, gid, 0700));
+  return dir;
+}
+
+StatusOr<std::string> JobCheckpoint::PrepareTmpDir(const Config& config, const std::string& home, uid_t uid,
+                                                   gid_t gid) {
+  if (config.shared_paths.empty() || config.shared_paths.front().empty() || config.shared_paths.front()[0] != '/' ||
+      !IsDir(config.shared_paths.front()))
+    return NotFound("no shared path on " + config.host_name);
+  if (home.empty() || home.find('/') != std::string::npos || home[0] == '.')
+    return InvalidArgument("home name '" + home + "' cannot name a directory");
+  std::string shared = config.shared_paths.front();
+  if (shared.size() > 1 && shared.back() == '/') shared.pop_back();
+  const std::string root = (shared == "/" ? "" : shared) + "/.kite-tmp";
+  KITE_RETURN_IF_ERROR(EnsureDir(root, 0, 0, 0711));
+  KITE_RETURN_IF_ERROR(EnsureDir(root + "/" + home, 0, 0, 0711));
+  std::string dir = root + "/" + home + "/" + std::to_string(uid);
   KITE_RETURN_IF_ERROR(EnsureDir(dir, uid, gid, 0700));
   return dir;
 }

@@ -28,6 +28,13 @@ class JobCheckpoint {
   // is an error (FAILED_PRECONDITION), never followed.
   static StatusOr<std::string> PrepareDir(const Config& config, uid_t uid, gid_t gid);
 
+  // The temporary directory of `home`'s jobs of `uid` in the shared tree, created (or checked,
+  // as above) if need be: <first shared path>/.kite-tmp/<home>/<uid>, the last owned by the
+  // user, mode 0700; the others root's, 0711. Every host sees the same one, so a job's
+  // temporary files move with it (DESIGN §3: "/tmp of a job maps to a per-home directory in the
+  // cluster FS"). NOT_FOUND when this host has no shared path.
+  static StatusOr<std::string> PrepareTmpDir(const Config& config, const std::string& home, uid_t uid, gid_t gid);
+
   // restore_job's checks of `path` for a job of `creds`: absolute, canonical (no symlink,
   // "." or ".."), inside Root(), a regular file named *.img owned by creds.uid with one
   // link, and a valid image (syscall-shim/image/image_validate.h) whose real, effective and

@@ -14,6 +14,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -386,6 +387,10 @@ Status JobLauncher::BuildEnv(const rpc::ExecSpec& spec, const LaunchOptions& opt
     std::string value = e.substr(name.size() + 1);
     // Ours to set: a home must not be able to forge another job's identity.
     if (name == "KITE_JOB" || name == "KITE_HOME" || name == "KITE_SOCK" || name == "KITE_CKPT_DIR") continue;
+    // The default temporary directory is the host's own /tmp, which a migrated job would not
+    // find on its next host: replaced by the home's one in the shared tree. A TMPDIR of the
+    // user's own choosing stays.
+    if (name == "TMPDIR" && !options.tmp_dir.empty() && (value == "/tmp" || value == "/tmp/" || value.empty())) continue;
     if (name == "LD_PRELOAD") {
       if (!have_preload) preload = value, have_preload = true;
       continue;
@@ -410,6 +415,10 @@ Status JobLauncher::BuildEnv(const rpc::ExecSpec& spec, const LaunchOptions& opt
   env_.push_back("KITE_HOME=" + spec.home_host);
   env_.push_back("KITE_SOCK=" + options.sock_path);
   if (!options.ckpt_dir.empty()) env_.push_back("KITE_CKPT_DIR=" + options.ckpt_dir);
+  if (!options.tmp_dir.empty() &&
+      std::none_of(env_.begin(), env_.end(), [](const std::string& e) { return e.rfind("TMPDIR=", 0) == 0; })) {
+    env_.push_back("TMPDIR=" + options.tmp_dir);
+  }
   std::string job = "KITE_JOB=" + std::to_string(spec.vpid) + ":" + std::to_string(spec.home_ppid) + ":";
   kite_job_pid_pos_ = job.size();
   job.append(12, '\0');  // the child writes its pid and a NUL here

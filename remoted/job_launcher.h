@@ -31,6 +31,9 @@ struct LaunchOptions {
   std::string shim_path;    // preloaded (LD_PRELOAD) into the job; empty: nothing preloaded
   std::string sock_path;    // KITE_SOCK
   std::string ckpt_dir;     // KITE_CKPT_DIR (where the shim writes checkpoint images); empty: unset
+  // TMPDIR for a job whose own is unset or /tmp: its home's temporary directory in the shared
+  // tree, so temporary files travel with a migrated job. Empty: the job's TMPDIR as it is.
+  std::string tmp_dir;
   std::optional<int> oom_score_adj;  // the job's root sets it (remoted lowered its own); unset: inherited
 };
 

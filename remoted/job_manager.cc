@@ -206,6 +206,13 @@ StatusOr<int64_t> JobManager::StartJob(const rpc::ExecSpec& spec, const ResumePo
     auto dir = JobCheckpoint::PrepareDir(config_, spec.creds.uid, spec.creds.gid);
     if (dir.ok()) {
       ckpt_dir = *dir;
+      auto tmp = JobCheckpoint::PrepareTmpDir(config_, spec.home_host, spec.creds.uid, spec.creds.gid);
+      if (tmp.ok()) {
+        options.tmp_dir = *tmp;
+      } else if (tmp.status().code() != StatusCode::kNotFound) {
+        KLOG_WARN("no shared temporary directory for {}'s uid {}: {}", spec.home_host, spec.creds.uid,
+                  tmp.status().ToString());
+      }
     } else {
       KLOG_WARN("no checkpoint directory for uid {}: {}", spec.creds.uid, dir.status().ToString());
     }

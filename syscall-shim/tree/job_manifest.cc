@@ -1,7 +1,11 @@
 // JobManifest: the text form (see job_manifest.h).
 #include "syscall-shim/tree/job_manifest.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <charconv>
+#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -160,6 +164,40 @@ const JobManifest::Pipe* JobManifest::FindPipe(uint64_t inode) const {
     if (p.inode == inode) return &p;
   }
   return nullptr;
+}
+
+StatusOr<CheckpointFiles> ListCheckpointFiles(const std::string& manifest_path) {
+  std::ifstream in(manifest_path);
+  if (!in) return NotFound("no checkpoint " + manifest_path);
+  std::stringstream text;
+  text << in.rdbuf();
+  auto m = JobManifest::Parse(text.str());
+  if (!m.ok()) return m.status().With(manifest_path);
+  const std::string dir = manifest_path.substr(0, manifest_path.rfind('/') + 1);
+  CheckpointFiles files;
+  files.paths.push_back(manifest_path);
+  for (const JobManifest::Proc& p : m->procs) {
+    if (p.exited) continue;
+    files.paths.push_back(dir + p.image);
+    ++files.processes;
+  }
+  for (const JobManifest::Pipe& p : m->pipes) {
+    if (!p.data_file.empty()) files.paths.push_back(dir + p.data_file);
+  }
+  for (const std::string& path : files.paths) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0) files.bytes += st.st_size;
+  }
+  return files;
+}
+
+void RemoveCheckpoint(const std::string& manifest_path) {
+  auto files = ListCheckpointFiles(manifest_path);
+  if (files.ok()) {
+    // The manifest last: while it exists, what it names can still be found and removed.
+    for (size_t i = files->paths.size(); i-- > 1;) ::unlink(files->paths[i].c_str());
+  }
+  ::unlink(manifest_path.c_str());
 }
 
 }  // namespace kite

@@ -65,4 +65,17 @@ struct JobManifest {
   const Pipe* FindPipe(uint64_t inode) const;
 };
 
+// The files of the checkpoint whose manifest is `manifest_path`: the manifest itself and the
+// images and pipe-data files it names (all in its directory), with their total size.
+struct CheckpointFiles {
+  std::vector<std::string> paths;  // the manifest first
+  int64_t bytes = 0;               // of those that exist
+  int processes = 0;               // live ones (images)
+};
+// INVALID_ARGUMENT when the manifest does not parse (paths then holds the manifest alone).
+StatusOr<CheckpointFiles> ListCheckpointFiles(const std::string& manifest_path);
+// Removes every file of that checkpoint that exists (the home does once the job runs
+// elsewhere, or after a failed move). Best effort: a file already gone is no error.
+void RemoveCheckpoint(const std::string& manifest_path);
+
 }  // namespace kite

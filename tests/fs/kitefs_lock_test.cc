@@ -58,15 +58,15 @@ struct flock GetLk(int fd, short type, off_t start, off_t len) {
 
 int Flock(int fd, int op) { return flock(fd, op) == 0 ? 0 : errno; }
 
-// flock with LOCK_NB, asked again for up to 2 s while another owner's lock is in the way. The
-// kernel drops a description's flock locks in FUSE RELEASE, which it sends asynchronously after
-// the last close() returned (docs/kitefs.md, "Locks"): another host sees the lock go a few
-// milliseconds after that close, not at once.
-int FlockAfterRelease(int fd, int op) {
-  int r = Flock(fd, op | LOCK_NB);
-  for (int i = 0; i < 200 && r == EWOULDBLOCK; ++i) {
+// `try_lock` (a non-blocking lock call: 0 or errno) asked again for up to 2 s while another
+// owner's lock is in the way. The kernel drops a description's flock and OFD locks in FUSE
+// RELEASE, which it sends asynchronously after the last close() returned (docs/kitefs.md,
+// "Locks"): another host sees such a lock go a few milliseconds after that close, not at once.
+int AfterRelease(const std::function<int()>& try_lock) {
+  int r = try_lock();
+  for (int i = 0; i < 200 && r == EAGAIN; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    r = Flock(fd, op | LOCK_NB);
+    r = try_lock();
   }
   return r;
 }
@@ -295,7 +295,7 @@ TEST_F(KitefsLockTest, FlockSharedAndExclusiveAcrossHosts) {
   close(b);
   EXPECT_EQ(Flock(a, LOCK_SH | LOCK_NB), EWOULDBLOCK);
   close(bd);
-  EXPECT_EQ(FlockAfterRelease(a, LOCK_EX), 0);
+  EXPECT_EQ(AfterRelease([&] { return Flock(a, LOCK_EX | LOCK_NB); }), 0);
   close(a);
 }
 
@@ -314,7 +314,7 @@ TEST_F(KitefsLockTest, OfdLocksGoWithTheirDescription) {
   close(a2);
   EXPECT_EQ(SetLk(b, F_RDLCK, 5, 1), EAGAIN);  // closing another description kept it
   close(a);
-  EXPECT_EQ(SetLk(b, F_WRLCK, 0, 10), 0);
+  EXPECT_EQ(AfterRelease([&] { return SetLk(b, F_WRLCK, 0, 10); }), 0);
   close(b);
 }
 
@@ -393,7 +393,7 @@ TEST_F(KitefsLockTest, OpenFilesAndLocksSurviveAServerRestart) {
   close(g);
   close(u);
   EXPECT_EQ(SetLk(fb, F_RDLCK, 5, 1), 0);
-  EXPECT_EQ(FlockAfterRelease(gb, LOCK_SH), 0);
+  EXPECT_EQ(AfterRelease([&] { return Flock(gb, LOCK_SH | LOCK_NB); }), 0);
   close(fb);
   close(gb);
   EXPECT_NE(cluster_->ClientLog(0).find("reclaimed 2 of 2 lock(s)"), std::string::npos);

@@ -260,6 +260,48 @@ TEST_F(KiteMigrateTest, APipelineMovesMidSortAndHomeWithTheSameResult) {
   ASSERT_TRUE(WIFEXITED(done->exit_status)) << done->Describe();
   EXPECT_EQ(WEXITSTATUS(done->exit_status), 0) << done->stderr_data;
   EXPECT_EQ(done->stdout_data, plain->stdout_data) << done->stderr_data;
+  // Every image and pipe file of both moves is gone (the home removes them once the job runs).
+  auto left = cluster_.Exec("node1", {"sh", "-c", "find /kite/.kite-ckpt -type f | wc -l"});
+  ASSERT_OK(left.status());
+  EXPECT_EQ(left->stdout_data, "0\n") << cluster_.Exec("node1", {"find", "/kite/.kite-ckpt"})->stdout_data;
+}
+
+// A compiler driver and its cc1 (a job tree writing a temporary file): `gcc -O2 -c` of a large
+// generated file, moved mid-compile to another host and then home. The temporary assembler
+// file lives in the home's directory in the shared tree (remoted's TMPDIR), so it is there on
+// every host; the object is byte-identical to a compile that never moved.
+TEST_F(KiteMigrateTest, ACompilerMovesMidCompileAndHomeWithAnIdenticalObject) {
+  const std::string gen =
+      "mkdir -p /kite/cc && cd /kite/cc && python3 -c '"
+      "import sys\n"
+      "for i in range(600):\n"
+      "  print(\"int f%d(int *a, int n) { int s = %d; for (int i = 0; i < n; i++) { s += a[i] * %d; "
+      "if (s > %d) s ^= a[(i + %d) %% n]; } return s; }\" % (i, i, i % 7 + 1, i * 31, i))\n"
+      "' > big.c && gcc -O2 -c big.c -o plain.o";
+  auto plain = cluster_.Exec("node1", {"sh", "-c", gen});
+  ASSERT_OK(plain.status());
+  ASSERT_TRUE(plain->Succeeded()) << plain->Describe();
+  auto job = cluster_.Spawn("node1", {"sh", "-c", "cd /kite/cc && exec kite run --host node2 -- gcc -O2 -c big.c -o moved.o"});
+  ASSERT_OK(job.status());
+  int vpid = 0;
+  for (int i = 0; i < 100 && vpid == 0; ++i) {
+    vpid = VpidOf("moved.o");
+    if (vpid == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GT(vpid, 0) << (*job)->Stderr();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // cc1 is compiling
+  for (const char* to : {"node3", "node1"}) {
+    auto r = Kite({"migrate", std::to_string(vpid), "--to", to});
+    ASSERT_OK(r.status());
+    ASSERT_TRUE(r->Succeeded()) << to << ": " << r->Describe() << r->stdout_data << r->stderr_data;
+  }
+  auto done = (*job)->Wait(std::chrono::minutes(3));
+  ASSERT_OK(done.status());
+  ASSERT_TRUE(WIFEXITED(done->exit_status)) << done->Describe();
+  ASSERT_EQ(WEXITSTATUS(done->exit_status), 0) << done->stderr_data;
+  auto same = cluster_.Exec("node1", {"cmp", "/kite/cc/plain.o", "/kite/cc/moved.o"});
+  ASSERT_OK(same.status());
+  EXPECT_TRUE(same->Succeeded()) << same->Describe();
 }
 
 TEST_F(KiteMigrateTest, AJobThatCannotMoveSaysWhyAndRunsOnWhereItWas) {

@@ -9,7 +9,7 @@ if [ "$needed" != "libc.so.6 " ]; then
   echo "FAIL: $so needs: $needed (want only libc.so.6)"; exit 1
 fi
 exported=$(nm -D --defined-only "$so" | awk '{print $3}' | sort | tr '\n' ' ')
-want="__gethostname_chk gethostname getpgid getpgrp getpid getppid getsid kill killpg setpgid tcgetpgrp tcsetpgrp uname "
+want="__gethostname_chk gethostname getpgid getpgrp getpid getppid getsid kill killpg setpgid tcgetpgrp tcsetpgrp uname wait wait3 wait4 waitid waitpid "
 if [ "$exported" != "$want" ]; then
   echo "FAIL: $so exports: $exported"; echo "want: $want"; exit 1
 fi

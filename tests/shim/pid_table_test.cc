@@ -41,11 +41,26 @@ TEST(PidTableTest, RejectsBadAndDuplicateEntries) {
   PidTable t;
   EXPECT_FALSE(t.Add(0, 1, 1));
   EXPECT_FALSE(t.Add(1, 0, 1));
-  EXPECT_FALSE(t.Add(1, 1, -1));
+  EXPECT_FALSE(t.Add(1, 1, -2));
   ASSERT_TRUE(t.Add(10, 20, 1));
   EXPECT_FALSE(t.Add(10, 21, 1));  // real already mapped
   EXPECT_FALSE(t.Add(11, 20, 1));  // vpid already taken
   EXPECT_EQ(t.size(), 1);
+}
+
+// A restored job's processes: the root's parent is at home, the others' parents are in the job
+// and found by translating their real parent.
+TEST(PidTableTest, RestoredProcessesTranslateTheirRealParent) {
+  PidTable t;
+  ASSERT_TRUE(t.Add(700, 4242, 17));                     // the root, its parent at home
+  ASSERT_TRUE(t.Add(701, 5001, PidTable::kRealParent));  // a child of the root
+  ASSERT_TRUE(t.Add(702, 5002, PidTable::kRealParent));  // a grandchild
+  EXPECT_EQ(t.ParentOf(700, 1), 17);
+  EXPECT_EQ(t.ParentOf(701, 700), 4242);
+  EXPECT_EQ(t.ParentOf(702, 701), 5001);
+  EXPECT_EQ(t.ParentOf(703, 702), 5002);  // forked after the restore: known by its real pid
+  EXPECT_EQ(t.ToVirtual(703), 703);
+  EXPECT_EQ(t.ToReal(5002), 702);
 }
 
 TEST(PidTableTest, GrowsToCapacity) {
