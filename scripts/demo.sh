@@ -252,8 +252,9 @@ echo "kite make picks -j from the cluster's free slots ($free now, home's includ
 echo "Fixed for a reproducible build: KBUILD_BUILD_TIMESTAMP='$KBUILD_BUILD_TIMESTAMP'" \
      "KBUILD_BUILD_USER=$KBUILD_BUILD_USER KBUILD_BUILD_HOST=$KBUILD_BUILD_HOST KBUILD_BUILD_VERSION=$KBUILD_BUILD_VERSION"
 echo
-echo "At ${evict_after_s} s node3's owner comes back: its guest recipes migrate home, or are rerun elsewhere"
-echo "when they cannot be migrated (a compiler with its children: job trees are not migrated yet)."
+echo "At ${evict_after_s} s node3's owner comes back: its guest recipes migrate home (the whole recipe:"
+echo "its shell, gcc and cc1, with their pipes and temporary files), or are rerun elsewhere when they"
+echo "cannot be migrated."
 top_loop &
 top_pid=$!
 bg_pids+=("$top_pid")

@@ -5,15 +5,19 @@
 #      baseline in the same run: writing and reading back SIZE MiB through the shared tree
 #      (`dd`, fsync'd), i.e. the cost of moving the bytes alone;
 #   2. the time to clear a host: GUESTS such jobs (16 MiB each) on node2, `kite evict node2`,
-#      as node2 measures it (owner back -> last guest gone), all of them migrating home.
+#      as node2 measures it (owner back -> last guest gone), all of them migrating home;
+#   3. the same for BUILD_JOBS build jobs: `gcc -O2 -c` of a generated C file (a job tree, the
+#      driver waiting on cc1), evicted mid-compile; every object is then compared with one
+#      compiled without moving.
 # Every figure comes from this run; hosts are CPU-capped namespaces (scripts/cluster), say so
 # when quoting. The shared tree is the bind-mounted stand-in for kitefs (page cache: warm).
-# Usage: bench/migrate/run.sh [SIZES_MIB (default "16 256 1024")] [GUESTS (default 4)] [RUNS (3)]
+# Usage: bench/migrate/run.sh [SIZES_MIB (default "16 256 1024")] [GUESTS (4)] [RUNS (3)] [BUILD_JOBS (8)]
 set -euo pipefail
 
 sizes=${1:-16 256 1024}
 guests=${2:-4}
 runs=${3:-3}
+build_jobs=${4:-8}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cluster="$repo/scripts/cluster"
 name="km$$"
@@ -88,3 +92,31 @@ sleep 2
 on node1 "kite evict node2"
 on node1 'for v in $(kite ps --json | python3 -c "import json,sys; print(*[j[\"vpid\"] for j in json.load(sys.stdin)])"); do kill $v; done' || true
 for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+
+echo
+echo "time to clear node2 of $build_jobs build jobs (gcc -O2 -c, each gcc waiting on cc1), mid-compile:"
+on node1 'kite owner node2 auto' >/dev/null
+sleep 2  # node2 reports idle again
+on node1 'mkdir -p /kite/.bench-cc && cd /kite/.bench-cc && python3 -c "
+for i in range(600):
+  print(\"int f%d(int *a, int n) { int s = %d; for (int i = 0; i < n; i++) { s += a[i] * %d; if (s > %d) s ^= a[(i + %d) %% n]; } return s; }\" % (i, i, i % 7 + 1, i * 31, i))
+" > big.c && gcc -O2 -c big.c -o plain.o'
+pids=()
+for n in $(seq "$build_jobs"); do
+  on node1 "cd /kite/.bench-cc && exec kite run --host node2 -- gcc -O2 -c big.c -o moved$n.o" >/dev/null 2>&1 &
+  pids+=($!)
+done
+for _ in $(seq 600); do
+  n=$(on node1 'kite ps --json' | grep -c '"host": "node2"' || true)
+  [[ $n -ge $build_jobs ]] && break
+  sleep 0.1
+done
+sleep 2  # every cc1 is compiling
+on node1 "kite evict node2"
+failed=0
+for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
+same=$(on node1 "cd /kite/.bench-cc && for f in moved*.o; do cmp -s plain.o \$f && echo same; done | wc -l")
+echo "  $build_jobs compiles: $failed failed, $same objects identical to the unmoved compile"
+grep -h "moved node2\|requeued" "/run/kite-sim/$name/node1/homed.log" | tail -n "$build_jobs" | sed 's/^/  /' || true
+on node1 'rm -rf /kite/.bench-cc'
+on node1 'kite owner node2 auto' >/dev/null
