@@ -4,9 +4,11 @@
 
 #include <unistd.h>
 
+#include <climits>
 #include <cstdio>
 #include <cstring>
 
+#include "cli/checkpoint_file.h"
 #include "cli/table.h"
 #include "common/wire_io.h"
 
@@ -131,6 +133,32 @@ int RunMigrate(const std::string& socket_path, int vpid, const std::string& to) 
   if (type != wire::MsgType::kMoveReply || wire::DecodeBody(body, &r) != 0) return Error("malformed reply from kite-homed");
   printf("job %d moved from %s to %s in %lld ms (image %.1f MiB)\n", r.vpid, r.from.c_str(), r.to.c_str(),
          static_cast<long long>(r.freeze_ms), static_cast<double>(r.image_bytes) / (1 << 20));
+  return 0;
+}
+
+int RunCheckpoint(const std::string& socket_path, int vpid, const std::string& file) {
+  std::string dest = file;
+  if (dest.empty()) return Error("no checkpoint file given (--to FILE)");
+  if (dest[0] != '/') {
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) return Error(std::string("cannot get the working directory: ") + strerror(errno));
+    dest = std::string(cwd) + "/" + dest;
+  }
+  if (dest.size() <= 4 || dest.compare(dest.size() - 4, 4, ".job") != 0)
+    return Error("the checkpoint file must be named *.job (" + dest + ")");
+  wire::CheckpointMsg m;
+  m.vpid = vpid;
+  wire::MsgType type;
+  std::string body;
+  if (!Ask(socket_path, wire::MsgType::kCheckpoint, m, &type, &body)) return 1;
+  wire::CheckpointReply r;
+  if (type != wire::MsgType::kCheckpointReply || wire::DecodeBody(body, &r) != 0)
+    return Error("malformed reply from kite-homed");
+  Status moved = MoveCheckpoint(r.manifest, dest);
+  if (!moved.ok()) return Error(moved.message() + " (the checkpoint stays at " + r.manifest + ")");
+  printf("job %d checkpointed on %s to %s: %d process(es), %.1f MiB, stopped %lld ms; it runs on\n", vpid,
+         r.host.c_str(), dest.c_str(), r.processes, static_cast<double>(r.bytes) / (1 << 20),
+         static_cast<long long>(r.ms));
   return 0;
 }
 

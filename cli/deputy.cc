@@ -72,6 +72,7 @@ uint64_t SignalBit(int sig) { return uint64_t{1} << (sig - 1); }
 wire::RunRequest CollectContext(const DeputyOptions& o) {
   wire::RunRequest r;
   r.argv = o.argv;
+  r.restart = o.restart;
   for (char** e = environ; *e; ++e) r.env.emplace_back(*e);
   char cwd[PATH_MAX];
   if (!getcwd(cwd, sizeof cwd)) Fail(std::string("cannot get the working directory: ") + strerror(errno));
@@ -357,6 +358,7 @@ void RunDeputy(const DeputyOptions& o) {
     case wire::MsgType::kRunLocal: {
       wire::Chunk why;
       wire::DecodeBody(body, &why);
+      if (!o.restart.empty()) Fail("kite-homed offered to run a restart at home as a command; refused");
       if (o.verbose) fprintf(stderr, "kite: %s\n", why.data.empty() ? "running at home" : why.data.c_str());
       close(sock);
       if (o.on_start) o.on_start("");

@@ -16,7 +16,9 @@ struct DeputyOptions {
   bool allow_local = true;          // run at home when no host has a free slot
   bool requeue_ok = false;          // an eviction may rerun it from the start (build recipes)
   bool verbose = false;             // say where the job runs, and why at home
-  std::vector<std::string> argv;    // the command
+  std::vector<std::string> argv;    // the command (kite restart: a name for kite ps)
+  // kite restart: the absolute path of a checkpoint to restore as this deputy's job.
+  std::string restart;
   // kite-shell (a make recipe): the job's stdout and stderr are written in whole lines (a
   // partial last line at the end), so recipes running side by side do not cut into each
   // other's lines.

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 
@@ -121,6 +122,22 @@ int main(int argc, char** argv) {
   migrate->add_option("--to", migrate_to, "the host to move it to (default: the least-loaded other idle host, else home)");
   migrate->footer("The job is checkpointed and stopped where it runs, restored on the target, and only then killed\n"
                   "where it was; when it cannot move (threads, sockets, ...) kite says why and the job runs on where it was.");
+  int checkpoint_vpid = 0;
+  std::string checkpoint_to, restart_file, restart_host;
+  auto* checkpoint = app.add_subcommand(
+      "checkpoint", "save a running job of yours to a file it can be restarted from (it runs on)");
+  checkpoint->add_option("vpid", checkpoint_vpid, "the job's vpid (from kite ps)")->required()->check(CLI::PositiveNumber);
+  checkpoint->add_option("--to", checkpoint_to, "the checkpoint file, *.job, on the cluster file system (its images "
+                                               "are written beside it)")
+      ->required();
+  checkpoint->footer("Every process of the job is stopped for as long as its memory takes to write, then goes on.\n"
+                     "The file outlives the host the job ran on: `kite restart FILE` runs it again from there.");
+  auto* restart = app.add_subcommand("restart", "run a job again from a checkpoint file (kite checkpoint --to)");
+  restart->add_option("file", restart_file, "the checkpoint file (*.job)")->required();
+  restart->add_option("--host", restart_host, "the host to run it on (default: an idle host, else home)");
+  restart->footer("kite restart is the restored job's deputy, as kite run is a job's: its output, input, signals\n"
+                  "and exit status are the job's. The job goes on from the checkpoint; its files are as they are\n"
+                  "now. Restart it from the home it was checkpointed at: its processes still know that home.");
   auto* evict = app.add_subcommand("evict", "send every guest job away from a host and keep it free of guests (root)");
   evict->add_option("host", evict_host, "the host")->required();
   evict->footer("Like the owner coming back: guests migrate home (config [homed] evict_to); build recipes that\n"
@@ -175,5 +192,24 @@ int main(int argc, char** argv) {
   if (*owner) return kite::RunOwner(SocketPath(config_path), owner_host, owner_mode);
   if (*migrate) return kite::RunMigrate(SocketPath(config_path), migrate_vpid, migrate_to);
   if (*evict) return kite::RunEvict(SocketPath(config_path), evict_host);
+  if (*checkpoint) return kite::RunCheckpoint(SocketPath(config_path), checkpoint_vpid, checkpoint_to);
+  if (*restart) {
+    kite::DeputyOptions d;
+    d.socket_path = SocketPath(config_path);
+    d.host = restart_host;
+    d.allow_local = false;
+    std::string path = restart_file;
+    if (path.empty() || path[0] != '/') {
+      char cwd[PATH_MAX];
+      if (!getcwd(cwd, sizeof cwd)) {
+        fprintf(stderr, "kite: cannot get the working directory: %s\n", strerror(errno));
+        return 2;
+      }
+      path = std::string(cwd) + "/" + path;
+    }
+    d.restart = path;
+    d.argv = {"kite-restart", path};
+    kite::RunDeputy(d);
+  }
   return 0;
 }

@@ -56,6 +56,8 @@ enum class MsgType : uint16_t {
   kMoveReply = 49,  // MoveReply
   kEvict = 50,      // EvictMsg: send every guest of a host away (kite evict; root only)
   kEvictReply = 51, // EvictReply
+  kCheckpoint = 52, // CheckpointMsg: checkpoint one of the caller's jobs, leaving it running (kite checkpoint)
+  kCheckpointReply = 53, // CheckpointReply
 };
 
 struct Header {
@@ -184,13 +186,16 @@ struct RunRequest {
   Winsize winsize;
   std::string host;              // requested host; empty: let placement choose
   uint32_t flags = kRunAllowLocal;
+  // kite restart: the absolute path of a checkpoint (a job manifest) to restore instead of
+  // starting argv (then only a display name). Empty: an ordinary run.
+  std::string restart;
 
   void Encode(Writer& w) const {
     w.strings(argv); w.strings(env); w.bytes(cwd); w.u32(umask);
     w.u32(static_cast<uint32_t>(rlimits.size()));
     for (const auto& l : rlimits) { w.i32(l.resource); w.i64(l.soft); w.i64(l.hard); }
     w.u64(blocked_signals); w.u64(ignored_signals); w.u32(tty_mask); winsize.Encode(w);
-    w.bytes(host); w.u32(flags);
+    w.bytes(host); w.u32(flags); w.bytes(restart);
   }
   bool Decode(Reader& r) {
     argv = r.strings(); env = r.strings(); cwd = r.bytes(); umask = r.u32();
@@ -199,8 +204,8 @@ struct RunRequest {
     rlimits.resize(n);
     for (auto& l : rlimits) { l.resource = r.i32(); l.soft = r.i64(); l.hard = r.i64(); }
     blocked_signals = r.u64(); ignored_signals = r.u64(); tty_mask = r.u32(); winsize.Decode(r);
-    host = r.bytes(); flags = r.u32();
-    return r.done() && !argv.empty();
+    host = r.bytes(); flags = r.u32(); restart = r.bytes();
+    return r.done() && !argv.empty() && (restart.empty() || restart[0] == '/');
   }
 };
 
@@ -346,6 +351,26 @@ struct MoveReply {
     vpid = r.i32(); from = r.bytes(); to = r.bytes(); requeued = r.u32(); freeze_ms = r.i64();
     image_bytes = r.i64();
     return r.done();
+  }
+};
+
+// kite checkpoint: the job is checkpointed where it runs and goes on running.
+struct CheckpointMsg {
+  int32_t vpid = 0;
+  void Encode(Writer& w) const { w.i32(vpid); }
+  bool Decode(Reader& r) { vpid = r.i32(); return r.done() && vpid > 0; }
+};
+
+struct CheckpointReply {
+  std::string host;      // where the job runs (and was checkpointed)
+  std::string manifest;  // the checkpoint's job manifest, in the job's checkpoint directory
+  int32_t processes = 0;
+  int64_t bytes = 0;     // manifest, images and pipe data
+  int64_t ms = 0;        // the job was stopped this long
+  void Encode(Writer& w) const { w.bytes(host); w.bytes(manifest); w.i32(processes); w.i64(bytes); w.i64(ms); }
+  bool Decode(Reader& r) {
+    host = r.bytes(); manifest = r.bytes(); processes = r.i32(); bytes = r.i64(); ms = r.i64();
+    return r.done() && !manifest.empty() && manifest[0] == '/';
   }
 };
 

@@ -128,7 +128,50 @@ rpc::ExecSpec DeputySession::BuildSpec() const {
   return spec;
 }
 
+Status DeputySession::PlaceRestart() {
+  // A checkpoint taken by kite checkpoint: restored as a new job of this deputy. The restored
+  // processes keep what their memory holds (their vpids, their home); what the new job's
+  // relays need starts afresh at offset 0.
+  rpc::ExecSpec base = BuildSpec();
+  rpc::RestoreSpec spec;
+  spec.image_path = req_.restart;
+  spec.creds = base.creds;
+  spec.tty_mask = base.tty_mask;
+  if (base.__isset.winsize) spec.__set_winsize(base.winsize);
+  spec.home_host = base.home_host;
+  spec.vpid = base.vpid;
+  spec.home_ppid = base.home_ppid;
+  spec.command = "kite restart " + req_.restart;
+  std::vector<std::string> candidates;
+  if (!req_.host.empty()) {
+    KITE_RETURN_IF_ERROR(ctx_.config.AddressOf(req_.host).status());
+    candidates.push_back(req_.host);
+  } else {
+    candidates = ctx_.hosts.Candidates(ctx_.config.host_name);
+    candidates.push_back(ctx_.config.host_name);  // home restores its own job whatever its owner does
+  }
+  std::string why_not;
+  for (const auto& host : candidates) {
+    rpc::ExecReply reply;
+    Status s = LongCall(ctx_.pool, host, "restore job", [&](rpc::RemoteClient& c) { c.restore_job(reply, spec); });
+    if (s.ok()) {
+      std::lock_guard<std::mutex> lock(move_mu_);
+      where_ = {host, reply.job_id};
+      if (host != ctx_.config.host_name) ctx_.hosts.NoteClaimed(host);
+      return OkStatus();
+    }
+    KLOG_INFO("restart of {} on {} refused: {}", req_.restart, host, s.ToString());
+    why_not += (why_not.empty() ? "" : "; ") + s.message();
+    // A checkpoint that is not valid, or not the caller's, is no better on another host.
+    if (s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kPermissionDenied ||
+        s.code() == StatusCode::kNotFound)
+      return s;
+  }
+  return FailedPrecondition("no host restored " + req_.restart + " (" + why_not + ")");
+}
+
 Status DeputySession::Place(std::string* local_reason) {
+  if (!req_.restart.empty()) return PlaceRestart();
   const bool explicit_host = !req_.host.empty();
   if (!UnderSharedPath(req_.cwd, ctx_.config.shared_paths)) {
     std::string why = "the working directory " + req_.cwd + " is not on the cluster file system";
@@ -746,6 +789,38 @@ void DeputySession::EndMove() {
     Status s = ctx_.pool.With(w.host, "resize", [&](rpc::RemoteClient& c) { c.resize(w.job_id, *winsize); });
     if (!s.ok()) KLOG_WARN("forwarding a window size to job {} on {}: {}", w.job_id, w.host, s.ToString());
   }
+}
+
+StatusOr<wire::CheckpointReply> DeputySession::CheckpointInPlace() {
+  Where at;
+  {
+    std::lock_guard<std::mutex> lock(move_mu_);
+    if (job_over_ || deputy_gone_) return FailedPrecondition("the job has ended");
+    if (moving_) return FailedPrecondition("the job is moving");
+    if (where_.host.empty()) return FailedPrecondition("the job runs at home as an ordinary process");
+    moving_ = true;  // no move meanwhile: it would checkpoint the same processes
+    at = where_;
+  }
+  const auto t0 = Clock::now();
+  rpc::CheckpointReply ck;
+  Status s = LongCall(ctx_.pool, at.host, "checkpoint job " + std::to_string(at.job_id), [&](rpc::RemoteClient& c) {
+    c.checkpoint_job(ck, at.job_id, /*leave_running=*/true, /*stop=*/false);
+  });
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  EndMove();
+  if (!s.ok()) return s.With("cannot checkpoint the job");
+  wire::CheckpointReply reply;
+  reply.host = at.host;
+  reply.manifest = ck.image_path;
+  auto files = ListCheckpointFiles(ck.image_path);
+  if (files.ok()) {
+    reply.processes = files->processes;
+    reply.bytes = files->bytes;
+  }
+  reply.ms = ms;
+  KLOG_INFO("job vpid {} checkpointed on {} ({} process(es), {} bytes) to {}, left running", peer_.pid, at.host,
+            reply.processes, reply.bytes, reply.manifest);
+  return reply;
 }
 
 void DeputySession::EvictFrom(const std::string& host) {

@@ -67,6 +67,11 @@ class DeputySession : public std::enable_shared_from_this<DeputySession> {
   // An eviction of the host the job runs on: Move(kEviction) in the background, retried
   // every second while the job stays on `host` (a job that cannot move yet, or a busy host).
   void EvictFrom(const std::string& host);
+  // kite checkpoint: checkpoints the job where it runs and lets it run on (its pipes and stdio
+  // as they were). The checkpoint stays in the job's checkpoint directory for the caller to
+  // take (kite checkpoint --to moves it). FAILED_PRECONDITION with the reason when it cannot be
+  // checkpointed or is moving.
+  StatusOr<wire::CheckpointReply> CheckpointInPlace();
 
  private:
   struct StdinItem {
@@ -88,6 +93,8 @@ class DeputySession : public std::enable_shared_from_this<DeputySession> {
     bool requeue = false;
   };
 
+  // kite restart: restore_job of req_.restart on the requested host, an idle one, or home.
+  Status PlaceRestart();
   Status Place(std::string* local_reason);
   rpc::ExecSpec BuildSpec() const;
   Where Current();

@@ -327,6 +327,20 @@ void LocalServer::HandleQuery(int fd, const PeerCred& peer, wire::MsgType type, 
       wire::Send(fd, wire::MsgType::kMoveReply, *moved);
       return;
     }
+    case wire::MsgType::kCheckpoint: {
+      wire::CheckpointMsg m;
+      if (wire::DecodeBody(body, &m) != 0) return ReplyError(fd, InvalidArgument("malformed checkpoint request"));
+      uid_t owner = 0;
+      auto session = ctx_.jobs.Session(m.vpid, &owner);
+      if (!session || (owner != peer.uid && peer.uid != 0)) {
+        return ReplyError(fd, NotFound("no remote job " + std::to_string(m.vpid) + " of yours has its home on " +
+                                       ctx_.config.host_name + " (kite ps lists them)"));
+      }
+      auto done = session->CheckpointInPlace();
+      if (!done.ok()) return ReplyError(fd, done.status());
+      wire::Send(fd, wire::MsgType::kCheckpointReply, *done);
+      return;
+    }
     case wire::MsgType::kEvict: {
       wire::EvictMsg m;
       if (wire::DecodeBody(body, &m) != 0) return ReplyError(fd, InvalidArgument("malformed evict request"));

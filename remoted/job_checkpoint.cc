@@ -91,9 +91,18 @@ Status CheckOwnedFile(const Config& config, const std::string& path, const std::
   if (path.find("/../") != std::string::npos || path.find("/./") != std::string::npos ||
       path.find("//") != std::string::npos)
     return InvalidArgument("checkpoint path " + path + " is not canonical ('.', '..' or '//')");
+  // In the hosts' checkpoint directories, or anywhere on the shared tree (kite checkpoint
+  // --to): ownership and the single link below make the file the user's own either way.
   const std::string root = JobCheckpoint::Root(config);
-  if (path.compare(0, root.size() + 1, root + "/") != 0)
-    return InvalidArgument("checkpoint " + path + " is not under the checkpoint directory " + root);
+  bool under = path.compare(0, root.size() + 1, root + "/") == 0;
+  for (const std::string& shared : config.shared_paths) {
+    if (shared.empty() || shared[0] != '/') continue;
+    const std::string base = shared.back() == '/' ? shared : shared + "/";
+    under = under || path.compare(0, base.size(), base) == 0;
+  }
+  if (!under)
+    return InvalidArgument("checkpoint " + path + " is not under the checkpoint directory " + root +
+                           " nor on the shared file system");
   if (!suffix.empty() && (path.size() <= suffix.size() || path.compare(path.size() - suffix.size(), suffix.size(), suffix) != 0))
     return InvalidArgument("checkpoint " + path + " is not named *" + suffix);
   char real[PATH_MAX];
@@ -115,7 +124,8 @@ Status CheckOwnedFile(const Config& config, const std::string& path, const std::
 
 }  // namespace
 
-Status JobCheckpoint::ValidateCheckpoint(const Config& config, const std::string& path, const rpc::Credentials& creds) {
+StatusOr<JobManifest> JobCheckpoint::ValidateCheckpoint(const Config& config, const std::string& path,
+                                                        const rpc::Credentials& creds) {
   UniqueFd fd;
   struct stat st;
   KITE_RETURN_IF_ERROR(CheckOwnedFile(config, path, ".job", creds, &fd, &st));
@@ -135,7 +145,17 @@ Status JobCheckpoint::ValidateCheckpoint(const Config& config, const std::string
     KITE_RETURN_IF_ERROR(CheckOwnedFile(config, dir + "/" + p.data_file, "", creds, &data, &st));
     if (st.st_size > (16 << 20)) return InvalidArgument(dir + "/" + p.data_file + " is larger than 16 MiB");
   }
-  return OkStatus();
+  if (!m->ckpt_dir.empty()) {
+    // remoted will look for the restored job's next images there (and rename them): only a
+    // host's checkpoint directory of this very user, <root>/<host>/<uid>.
+    const std::string root = Root(config), uid = "/" + std::to_string(creds.uid);
+    const std::string& d = m->ckpt_dir;
+    const bool ok = d.compare(0, root.size() + 1, root + "/") == 0 && d.size() > root.size() + 1 + uid.size() &&
+                    d.compare(d.size() - uid.size(), uid.size(), uid) == 0 &&
+                    d.find('/', root.size() + 1) == d.size() - uid.size();
+    if (!ok) return InvalidArgument(path + ": ckpt-dir " + d + " is not a checkpoint directory of uid " + uid.substr(1));
+  }
+  return std::move(m).value();
 }
 
 Status JobCheckpoint::ValidateImage(const Config& config, const std::string& path, const rpc::Credentials& creds) {

@@ -15,6 +15,7 @@
 #include "common/config.h"
 #include "common/status.h"
 #include "kite/rpc/kite_types.h"
+#include "syscall-shim/tree/job_manifest.h"
 
 namespace kite {
 
@@ -45,9 +46,11 @@ class JobCheckpoint {
 
   // restore_job's checks of a whole job's checkpoint: `path` names its manifest
   // (syscall-shim/tree/job_manifest.h, *.job) with the same path and ownership rules as an
-  // image; the manifest must parse, and every image and pipe-data file it names must pass
-  // them too (images: ValidateImage).
-  static Status ValidateCheckpoint(const Config& config, const std::string& path, const rpc::Credentials& creds);
+  // image, except that it may be anywhere on the shared tree (kite checkpoint --to); the
+  // manifest must parse, every image and pipe-data file it names must pass them too (images:
+  // ValidateImage), and its ckpt-dir, if any, must be <root>/<host>/<creds.uid>. Returns it.
+  static StatusOr<JobManifest> ValidateCheckpoint(const Config& config, const std::string& path,
+                                                  const rpc::Credentials& creds);
 };
 
 }  // namespace kite

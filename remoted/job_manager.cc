@@ -507,12 +507,13 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
     // writing its image is waited for first: a SIGCONT before its own SIGSTOP would leave it
     // stopped for good.
     const auto settle_deadline = Clock::now() + kKillTimeout;
+    auto settled = [&](pid_t pid) {
+      auto p = JobTree::Read(pid);
+      return !p.ok() || p->zombie() || PathExists(err_of(pid)) ||
+             (PathExists(img_of(pid)) && (!stop_mode || p->stopped()));
+    };
     for (const auto& [pid, unused] : signalled) {
-      while (Clock::now() < settle_deadline && !PathExists(err_of(pid)) &&
-             !(PathExists(img_of(pid)) && (!stop_mode || IsStopped(pid))) && JobTree::Read(pid).ok() &&
-             !JobTree::Read(pid)->zombie()) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
-      }
+      while (Clock::now() < settle_deadline && !settled(pid)) std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     for (const auto& [pid, unused] : signalled) {
       ::unlink(img_of(pid).c_str());
@@ -664,6 +665,7 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
     }
     manifest.pipes.push_back(mp);
   }
+  manifest.ckpt_dir = dir;  // stays right when the files are moved elsewhere (kite checkpoint --to)
   const std::string manifest_path = dir + "/" + base + ".job";
   if (written.ok()) written = WriteOwnedFile(manifest_path, manifest.Serialize(), job->creds);
   if (!written.ok()) {
@@ -785,7 +787,7 @@ StatusOr<int64_t> JobManager::Restore(const rpc::RestoreSpec& spec) {
   if (spec.__isset.termios && spec.termios.size() != sizeof(struct termios))
     return InvalidArgument("termios must be " + std::to_string(sizeof(struct termios)) + " bytes");
   if (spec.command.size() > JobLauncher::kMaxArgBytes) return InvalidArgument("command too long");
-  KITE_RETURN_IF_ERROR(JobCheckpoint::ValidateCheckpoint(config_, spec.image_path, spec.creds));
+  KITE_ASSIGN_OR_RETURN(JobManifest manifest, JobCheckpoint::ValidateCheckpoint(config_, spec.image_path, spec.creds));
   const std::string restorer = ExecutableDir() + "/kite-restore-tree";
   if (::access(restorer.c_str(), X_OK) < 0) return FailedPrecondition("no " + restorer + " on " + config_.host_name);
 
@@ -813,7 +815,7 @@ StatusOr<int64_t> JobManager::Restore(const rpc::RestoreSpec& spec) {
   r.command = spec.command;
   // The restored shims keep the checkpoint directory they were started with (in their
   // memory): the next images land beside these.
-  r.ckpt_dir = spec.image_path.substr(0, spec.image_path.rfind('/'));
+  r.ckpt_dir = manifest.ckpt_dir.empty() ? spec.image_path.substr(0, spec.image_path.rfind('/')) : manifest.ckpt_dir;
   KITE_ASSIGN_OR_RETURN(int64_t id, StartJob(e, &r));
   Status restored = AwaitRestored(id);
   if (!restored.ok()) {

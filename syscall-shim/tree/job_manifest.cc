@@ -59,6 +59,7 @@ std::string JobManifest::Serialize() const {
     }
   }
   for (const Pipe& p : pipes) o << "pipe " << p.inode << " " << (p.data_file.empty() ? "-" : p.data_file) << "\n";
+  if (!ckpt_dir.empty()) o << "ckpt-dir " << ckpt_dir << "\n";
   return o.str();
 }
 
@@ -127,6 +128,14 @@ StatusOr<JobManifest> JobManifest::Parse(const std::string& text) {
         p.data_file = f[2];
       }
       m.pipes.push_back(std::move(p));
+    } else if (f[0] == "ckpt-dir") {
+      const std::string dir = line.size() > 9 ? line.substr(9) : "";
+      if (dir.empty() || dir[0] != '/' || dir.size() > 4095 || dir.find('\0') != std::string::npos ||
+          dir.find("/../") != std::string::npos || dir.find("/./") != std::string::npos ||
+          dir.find("//") != std::string::npos || (dir.size() > 1 && dir.back() == '/'))
+        return bad("bad ckpt-dir (an absolute, canonical directory)");
+      if (!m.ckpt_dir.empty()) return bad("ckpt-dir listed twice");
+      m.ckpt_dir = dir;
     } else {
       return bad("unknown record '" + f[0].substr(0, 32) + "'");
     }

@@ -11,6 +11,8 @@
 //   proc <vpid> <vparent> <vpgid> image <file>     a live process and its image
 //   proc <vpid> <vparent> <vpgid> exited <status>  a child that had exited, not yet reaped
 //   pipe <inode> <file|->           a pipe of the job's own and its unread bytes (- : none)
+//   ckpt-dir <absolute path>        where the job's shims write their next images (optional;
+//                                   absent: the manifest's own directory)
 // The first proc is the job's root (vparent 0: its parent is at home); every other proc's
 // vparent is a live proc listed before it; vpgid is a listed proc. Pids are vpids: the pids the
 // job knows (pid_map_file.h). <file> names a file in the manifest's own directory (no '/').
@@ -53,6 +55,10 @@ struct JobManifest {
   Stream streams[3];
   std::vector<Proc> procs;  // procs[0] is the root
   std::vector<Pipe> pipes;
+  // The checkpoint directory the restored shims keep in their memory (KITE_CKPT_DIR when the
+  // job started): a restored job's next checkpoint lands there. Empty: the manifest's own
+  // directory (true unless the checkpoint was moved elsewhere, as `kite checkpoint --to` does).
+  std::string ckpt_dir;
 
   std::string Serialize() const;
   // Parses and checks everything the format above requires. INVALID_ARGUMENT with the line.

@@ -304,6 +304,57 @@ TEST_F(KiteMigrateTest, ACompilerMovesMidCompileAndHomeWithAnIdenticalObject) {
   EXPECT_TRUE(same->Succeeded()) << same->Describe();
 }
 
+// kite checkpoint + kite restart: a job saved to a file in the shared tree runs on to its end;
+// the file then restarts it on another host (and again at home): it goes on from the
+// checkpoint to its end, with its exit status. Bad requests and bad files are refused clearly.
+TEST_F(KiteMigrateTest, ACheckpointFileOutlivesTheJobAndRestartsElsewhere) {
+  constexpr int kLines = 200;
+  auto job = StartCounter("node2", std::to_string(kLines) + " 15");
+  ASSERT_TRUE(job);
+  ASSERT_TRUE(job->WaitForStdout("\n20\n", std::chrono::seconds(30))) << job->Stderr();
+  const int vpid = VpidOf("kite_migrate_counter");
+  ASSERT_GT(vpid, 0);
+  ASSERT_OK(cluster_.Exec("node1", {"mkdir", "-p", "/kite/saved"}).status());
+  auto saved = Kite({"checkpoint", std::to_string(vpid), "--to", "/kite/saved/counter.job"});
+  ASSERT_OK(saved.status());
+  ASSERT_TRUE(saved->Succeeded()) << saved->Describe() << saved->stderr_data;
+  EXPECT_THAT(saved->stdout_data, HasSubstr("checkpointed on node2 to /kite/saved/counter.job")) << saved->stdout_data;
+  // The original runs on, untouched.
+  auto done = job->Wait(std::chrono::seconds(60));
+  ASSERT_OK(done.status());
+  EXPECT_EQ(WEXITSTATUS(done->exit_status), 7) << done->Describe();
+  EXPECT_EQ(done->stdout_data, Lines(1, kLines));
+
+  for (const char* host : {"node3", "node1"}) {  // another host, then home: the file is reusable
+    auto again = cluster_.Exec("node1", {"sh", "-c", std::string("cd /kite && kite restart --host ") + host +
+                                                         " saved/counter.job"});
+    ASSERT_OK(again.status());
+    ASSERT_TRUE(WIFEXITED(again->exit_status)) << again->Describe();
+    EXPECT_EQ(WEXITSTATUS(again->exit_status), 7) << host << ": " << again->stderr_data;
+    const int first = std::atoi(again->stdout_data.c_str());
+    EXPECT_GT(first, 20) << host << ": it goes on from the checkpoint, not from the start";
+    EXPECT_EQ(again->stdout_data, Lines(first, kLines)) << host;
+  }
+
+  struct Bad {
+    std::vector<std::string> args;
+    std::string why;
+  };
+  ASSERT_OK(cluster_.Exec("node1", {"sh", "-c", "(head -c 5000 /dev/urandom; echo) > /kite/saved/junk.job"}).status());
+  for (const Bad& b : std::vector<Bad>{
+           {{"restart", "/kite/saved/none.job"}, "no checkpoint"},
+           {{"restart", "/kite/saved/junk.job"}, "not a kite job manifest"},
+           {{"restart", "/etc/passwd"}, "not under"},
+           {{"restart", "--host", "nowhere", "/kite/saved/counter.job"}, "nowhere"},
+           {{"checkpoint", "999999", "--to", "/kite/saved/x.job"}, "no remote job 999999"},
+           {{"checkpoint", std::to_string(vpid), "--to", "/kite/saved/x.img"}, "*.job"}}) {
+    auto r = Kite(b.args);
+    ASSERT_OK(r.status());
+    EXPECT_FALSE(r->Succeeded()) << b.args[0] << " " << b.args.back();
+    EXPECT_THAT(r->stderr_data, HasSubstr(b.why)) << b.args.back();
+  }
+}
+
 TEST_F(KiteMigrateTest, AJobThatCannotMoveSaysWhyAndRunsOnWhereItWas) {
   auto job = StartCounter("node2", "60 20 thread");
   ASSERT_TRUE(job);

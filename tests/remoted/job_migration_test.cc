@@ -300,7 +300,9 @@ TEST_F(JobMigrationTest, APipelineMovesWholeWithTheBytesInItsPipes) {
   ASSERT_TRUE(jobs_->Release(*id).ok());
   std::ifstream manifest(ck->image_path);
   std::string text((std::istreambuf_iterator<char>(manifest)), std::istreambuf_iterator<char>());
-  EXPECT_EQ(std::count(text.begin(), text.end(), '\n') - 4, 4 + 2) << "sh, 3 processes, 2 pipes:\n" << text;
+  // Header, 3 streams, the ckpt-dir line; sh and its 3 processes; the 2 pipes between them.
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n') - 5, 4 + 2) << "sh, 3 processes, 2 pipes:\n" << text;
+  EXPECT_NE(text.find("\nckpt-dir " + config_.shared_paths[0] + "/.kite-ckpt/node2/65534\n"), std::string::npos) << text;
 
   Become("node3");
   auto id2 = jobs_->Restore(RestoreSpecFor(*ck));

@@ -30,6 +30,7 @@ TEST(JobManifestTest, RoundTripsAShellWithAPipeline) {
   m.procs.push_back({5002, 4242, 4242, true, "", 256});
   m.pipes.push_back({777, "job-1.pipe-777"});
   m.pipes.push_back({778, ""});
+  m.ckpt_dir = "/kite/.kite-ckpt/node2/1000";
   auto back = JobManifest::Parse(m.Serialize());
   ASSERT_TRUE(back.ok()) << back.status().ToString() << "\n" << m.Serialize();
   EXPECT_EQ(back->Serialize(), m.Serialize());
@@ -41,6 +42,7 @@ TEST(JobManifestTest, RoundTripsAShellWithAPipeline) {
   EXPECT_EQ(back->FindPipe(777)->data_file, "job-1.pipe-777");
   EXPECT_TRUE(back->procs[2].exited);
   EXPECT_EQ(back->procs[2].wait_status, 256);
+  EXPECT_EQ(back->ckpt_dir, "/kite/.kite-ckpt/node2/1000");
 }
 
 TEST(JobManifestTest, RefusesWhatTheFormatForbids) {
@@ -68,6 +70,10 @@ TEST(JobManifestTest, RefusesWhatTheFormatForbids) {
            {Manifest("proc 5 0 5 image a.img\npipe 12 -\npipe 12 -\n"), "pipe listed twice"},
            {Manifest("proc 5 0 5 image a.img\npipe 12 x/y\n"), "bad pipe data file name"},
            {Manifest("proc 5 0 5 image a.img\nrm -rf /\n"), "unknown record"},
+           {Manifest("proc 5 0 5 image a.img\nckpt-dir relative\n"), "bad ckpt-dir"},
+           {Manifest("proc 5 0 5 image a.img\nckpt-dir /a/../etc\n"), "bad ckpt-dir"},
+           {Manifest("proc 5 0 5 image a.img\nckpt-dir /a/\n"), "bad ckpt-dir"},
+           {Manifest("proc 5 0 5 image a.img\nckpt-dir /a\nckpt-dir /b\n"), "listed twice"},
        }) {
     auto m = JobManifest::Parse(c.text);
     ASSERT_FALSE(m.ok()) << c.text;
