@@ -695,6 +695,13 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
     }
     for (const TreeProcess& p : procs) ::kill(p.pid, SIGCONT);
   } else if (stops && after == AfterCheckpoint::kExit) {
+    // The images were written in stop mode (not synced): they are all that is left of the job
+    // once it is killed, so they go to disk first.
+    for (const JobManifest::Proc& p : manifest.procs) {
+      if (p.exited) continue;
+      UniqueFd f(::open((dir + "/" + p.image).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+      if (!f.valid() || ::fsync(f.get()) < 0) KLOG_WARN("{}: syncing {}: {}", name, p.image, std::strerror(errno));
+    }
     for (const TreeProcess& p : procs) ::kill(p.pid, SIGKILL);
   }
   std::unique_lock<std::mutex> lock(mu_);

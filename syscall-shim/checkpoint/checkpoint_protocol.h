@@ -4,8 +4,9 @@
 //   sigqueue(pid, kCheckpointSignal, {.sival_int = mode})   mode: kCheckpointContinue,
 //                                                          kCheckpointExit or kCheckpointStop;
 //                                                          kill() = Continue
-//   success: $KITE_CKPT_DIR/<pid>.img appears (written as .img.tmp, fsync'd in Exit and Stop
-//            modes, then renamed). Continue: the process runs on unchanged. Exit: it then
+//   success: $KITE_CKPT_DIR/<pid>.img appears (written as .img.tmp, fsync'd in Exit mode,
+//            then renamed; in Stop mode the original survives a failed move, so the image
+//            is only closed, which makes it visible on every host of a cluster FS). Continue: the process runs on unchanged. Exit: it then
 //            kills itself with SIGKILL, so the original never runs on after a migration image.
 //            Stop: it then stops itself with SIGSTOP (a controller waits for the image *and*
 //            the stop) and waits: the controller kills it once the image runs elsewhere, or
