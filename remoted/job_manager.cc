@@ -424,13 +424,7 @@ Status WriteOwnedFile(const std::string& path, const std::string& data, const rp
   ::unlink(path.c_str());
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!fd.valid()) return PosixError("creating " + path, errno);
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return PosixError("writing " + path, errno);
-    done += static_cast<size_t>(n);
-  }
+  if (int err = WriteAll(fd.get(), data)) return PosixError("writing " + path, err);
   if (::fchown(fd.get(), static_cast<uid_t>(creds.uid), static_cast<gid_t>(creds.gid)) < 0 || ::fsync(fd.get()) < 0)
     return PosixError(path, errno);
   return OkStatus();

@@ -120,13 +120,7 @@ Status JobTree::RefillPipe(pid_t pid, int fd, const std::string& bytes) {
   const std::string path = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
   UniqueFd p(::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
   if (!p.valid()) return PosixError("opening " + path, errno);
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(p.get(), bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return PosixError("refilling " + path, errno);
-    done += static_cast<size_t>(n);
-  }
+  if (int err = WriteAll(p.get(), bytes)) return PosixError("refilling " + path, err);
   return OkStatus();
 }
 

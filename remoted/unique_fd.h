@@ -1,8 +1,11 @@
 // UniqueFd: owns one file descriptor and closes it once. Move-only; not thread-safe.
+// WriteAll: write(2) until every byte is out.
 #pragma once
 
 #include <unistd.h>
 
+#include <cerrno>
+#include <string_view>
 #include <utility>
 
 namespace kite {
@@ -32,5 +35,17 @@ class UniqueFd {
  private:
   int fd_ = -1;
 };
+
+// Writes all of `data` to `fd`, retrying short writes and EINTR. 0, or the errno of the write
+// that failed (EAGAIN on a full non-blocking descriptor).
+inline int WriteAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return 0;
+}
 
 }  // namespace kite

@@ -5,8 +5,11 @@
 // Needs root (FUSE mounts with allow_other) and the built kite-fsd and kitefs.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <filesystem>
+#include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -69,5 +72,27 @@ class FsCluster {
 
 // True when `path` is a mount point of type fuse.kitefs in this mount namespace.
 bool IsKitefsMount(const std::string& path);
+
+// A test with a cluster of one kite-fsd and two mounts ("hosts" A and B), started by
+// StartCluster() and always torn down; a failed test prints every process's log.
+class FsClusterTest : public ::testing::Test {
+ protected:
+  void StartCluster(FsClusterOptions o = {}) {
+    auto c = FsCluster::Start(o);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    cluster_ = std::move(c).value();
+  }
+  void TearDown() override {
+    if (HasFailure() && cluster_) {
+      std::cerr << "---- kite-fsd log ----\n" << cluster_->ServerLog();
+      for (int i = 0; i < 2; ++i) std::cerr << "---- kitefs " << i << " log ----\n" << cluster_->ClientLog(i);
+    }
+    cluster_.reset();
+  }
+  std::string A(const std::string& rel) { return cluster_->Path(0, rel); }  // host 1
+  std::string B(const std::string& rel) { return cluster_->Path(1, rel); }  // host 2
+
+  std::unique_ptr<FsCluster> cluster_;
+};
 
 }  // namespace kite::fs::testing

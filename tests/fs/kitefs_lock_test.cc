@@ -127,25 +127,7 @@ class Child {
   int fd_ = -1;
 };
 
-class KitefsLockTest : public ::testing::Test {
- protected:
-  void StartCluster(FsClusterOptions o = {}) {
-    auto c = FsCluster::Start(o);
-    ASSERT_OK(c);
-    cluster_ = std::move(c).value();
-  }
-  void TearDown() override {
-    if (HasFailure() && cluster_) {
-      std::cerr << "---- kite-fsd log ----\n" << cluster_->ServerLog();
-      for (int i = 0; i < 2; ++i) std::cerr << "---- kitefs " << i << " log ----\n" << cluster_->ClientLog(i);
-    }
-    cluster_.reset();
-  }
-  std::string A(const std::string& rel) { return cluster_->Path(0, rel); }  // host 1
-  std::string B(const std::string& rel) { return cluster_->Path(1, rel); }  // host 2
-
-  std::unique_ptr<FsCluster> cluster_;
-};
+using KitefsLockTest = FsClusterTest;
 
 // fcntl locks are the server's: a lock on one host excludes the other, ranges split and merge,
 // F_GETLK reports the holder, and a close releases the closing process's locks.

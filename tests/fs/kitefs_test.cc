@@ -99,25 +99,9 @@ std::string Pattern(size_t n, int seed) {
   return s;
 }
 
-class KitefsTest : public ::testing::Test {
+class KitefsTest : public FsClusterTest {
  protected:
-  void StartCluster(FsClusterOptions o = {}) {
-    auto c = FsCluster::Start(o);
-    ASSERT_OK(c);
-    cluster_ = std::move(c).value();
-  }
   void SetUp() override { StartCluster(); }
-  void TearDown() override {
-    if (HasFailure() && cluster_) {
-      std::cerr << "---- kite-fsd log ----\n" << cluster_->ServerLog();
-      for (int i = 0; i < 2; ++i) std::cerr << "---- kitefs " << i << " log ----\n" << cluster_->ClientLog(i);
-    }
-    cluster_.reset();
-  }
-  std::string A(const std::string& rel) { return cluster_->Path(0, rel); }  // host 1
-  std::string B(const std::string& rel) { return cluster_->Path(1, rel); }  // host 2
-
-  std::unique_ptr<FsCluster> cluster_;
 };
 
 // Contract 1: after a close on one host, an open on another sees the data, size and mtime —

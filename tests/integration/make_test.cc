@@ -263,6 +263,43 @@ TEST_F(MakeTest, RecipesEvictedMidRunMoveOrAreRequeuedAndTheBuildSucceeds) {
       << r->stdout_data << r->stderr_data;
 }
 
+// The eviction test on a real C build: both guest hosts' owners come back mid-build;
+// the compiles running there (each a shell waiting on `sleep` or on cc -> cc1) move home, or
+// are rerun where they cannot move, and the products are byte-identical to a plain make's.
+TEST_F(MakeTest, CompilesEvictedMidBuildLeaveAndTheOutputsEqualAPlainMakes) {
+  Generate("evk", "2 2 10");
+  Generate("evl", "2 2 10");
+  auto p = cluster_->Spawn("node1", {"sh", "-c", "cd /kite/evk && exec kite make -j6 SLOW=1"});
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  // Wait until both guest hosts are busy, then send every guest away.
+  for (int i = 0; i < 150; ++i) {
+    ProcessResult h = On("node1", "kite hosts --json");
+    if (std::regex_search(h.stdout_data, std::regex("\"host\": \"node2\"[^}]*\"guests\": [1-9]")) &&
+        std::regex_search(h.stdout_data, std::regex("\"host\": \"node3\"[^}]*\"guests\": [1-9]")))
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(On("node1", "kite owner node2 active && kite owner node3 active").Succeeded());
+  auto r = (*p)->Wait(std::chrono::minutes(3));
+  ASSERT_TRUE(On("node1", "kite owner node2 auto && kite owner node3 auto").Succeeded());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_TRUE(r->Succeeded()) << r->Describe() << r->stdout_data << r->stderr_data;
+  std::smatch m;
+  const std::string summary = r->stderr_data + r->stdout_data;
+  ASSERT_TRUE(std::regex_search(summary, m, std::regex("evicted while running: (\\d+) migrated, (\\d+) requeued")))
+      << summary;
+  EXPECT_GT(std::stoi(m[1]) + std::stoi(m[2]), 0) << summary;
+  EXPECT_GT(std::stoi(m[1]), 0) << "recipes are job trees and migrate: " << summary;
+
+  ProcessResult plain = On("node1", "cd /kite/evl && make -j2");
+  ASSERT_TRUE(plain.Succeeded()) << plain.Describe();
+  EXPECT_EQ(Products("evk"), Products("evl"));
+  ProcessResult cmp = On("node1", "cd /kite/evk && for f in $(find . \\( -name '*.o' -o -name '*.a' -o -name app \\)); do "
+                                  "cmp \"$f\" \"/kite/evl/$f\" || echo \"DIFFERS: $f\"; done");
+  EXPECT_THAT(cmp.stdout_data, Not(HasSubstr("DIFFERS")));
+}
+
 TEST_F(MakeTest, TopOnceListsHostsAndGuestJobs) {
   auto p = cluster_->Spawn("node1", {"sh", "-c", "cd /kite && exec kite run --host node2 -- sh -c 'echo ready; exec sleep 555'"});
   ASSERT_TRUE(p.ok());
