@@ -88,6 +88,8 @@ Status MoveCheckpoint(const std::string& manifest, const std::string& dest) {
   for (JobManifest::Proc& p : m.procs) {
     if (p.exited) continue;
     std::string name = stem_name + "." + std::to_string(p.vpid) + ".img";
+    for (const auto& [fd, copy] : DeletedFileCopies(src_dir + p.image))
+      moves.emplace_back(copy, dest_dir + name + ".fd" + std::to_string(fd));
     moves.emplace_back(src_dir + p.image, dest_dir + name);
     p.image = name;
   }

@@ -411,13 +411,6 @@ bool PathExists(const std::string& path) {
   return ::lstat(path.c_str(), &st) == 0;
 }
 
-// Whether process `pid` is stopped (state T in /proc/<pid>/stat).
-bool IsStopped(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  size_t paren = stat.rfind(')');
-  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'T';
-}
 
 // Writes `data` to a new file `path` owned by the job's user, mode 0600, durably.
 Status WriteOwnedFile(const std::string& path, const std::string& data, const rpc::Credentials& creds) {
@@ -510,6 +503,7 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
       while (Clock::now() < settle_deadline && !settled(pid)) std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     for (const auto& [pid, unused] : signalled) {
+      for (const auto& [fd, copy] : DeletedFileCopies(img_of(pid))) ::unlink(copy.c_str());
       ::unlink(img_of(pid).c_str());
       ::unlink(err_of(pid).c_str());
       ::kill(pid, SIGCONT);
@@ -576,6 +570,7 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
       if (p.zombie()) continue;
       auto it = signalled.find(p.pid);
       if (it == signalled.end()) {
+        for (const auto& [fd, copy] : DeletedFileCopies(img_of(p.pid))) ::unlink(copy.c_str());
         ::unlink(img_of(p.pid).c_str());
         ::unlink(err_of(p.pid).c_str());
         if (::sigqueue(p.pid, shim::kCheckpointSignal, mode) < 0)
@@ -640,6 +635,12 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
       mp.wait_status = p.exit_code;
     } else {
       mp.image = base + "." + std::to_string(mp.vpid) + ".img";
+      // Copies of its deleted open files first: they are named after the image.
+      for (const auto& [fd, copy] : DeletedFileCopies(img_of(p.pid))) {
+        const std::string to = dir + "/" + mp.image + ".fd" + std::to_string(fd);
+        if (::rename(copy.c_str(), to.c_str()) < 0 && written.ok())
+          written = PosixError("renaming a deleted file's copy of " + p.Describe(), errno);
+      }
       if (::rename(img_of(p.pid).c_str(), (dir + "/" + mp.image).c_str()) < 0 && written.ok())
         written = PosixError("renaming the image of " + p.Describe(), errno);
     }
@@ -665,7 +666,9 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
   if (!written.ok()) {
     for (const auto& [inode, data] : pipe_bytes) (void)JobTree::RefillPipe(own_pipes[inode].first, own_pipes[inode].second, data);
     for (const JobManifest::Proc& p : manifest.procs) {
-      if (!p.exited) ::unlink((dir + "/" + p.image).c_str());
+      if (p.exited) continue;
+      for (const auto& [fd, copy] : DeletedFileCopies(dir + "/" + p.image)) ::unlink(copy.c_str());
+      ::unlink((dir + "/" + p.image).c_str());
     }
     return undo(written);
   }
@@ -693,8 +696,12 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
     // once it is killed, so they go to disk first.
     for (const JobManifest::Proc& p : manifest.procs) {
       if (p.exited) continue;
-      UniqueFd f(::open((dir + "/" + p.image).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-      if (!f.valid() || ::fsync(f.get()) < 0) KLOG_WARN("{}: syncing {}: {}", name, p.image, std::strerror(errno));
+      std::vector<std::string> files = {dir + "/" + p.image};
+      for (auto& [fd, copy] : DeletedFileCopies(files[0])) files.push_back(std::move(copy));
+      for (const std::string& file : files) {
+        UniqueFd f(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+        if (!f.valid() || ::fsync(f.get()) < 0) KLOG_WARN("{}: syncing {}: {}", name, file, std::strerror(errno));
+      }
     }
     for (const TreeProcess& p : procs) ::kill(p.pid, SIGKILL);
   }

@@ -101,7 +101,7 @@ bool Checkpointer::Install(const char* dir) {
   return true;
 }
 
-bool Checkpointer::DumpImage(const char* tmp_path, bool durable, const void* ucontext,
+bool Checkpointer::DumpImage(const char* tmp_path, const char* img_path, bool durable, const void* ucontext,
                              DumpArena* arena, PendingSignals* pending, DumpError* err) {
   StringTable strings;
   if (!strings.Init(arena)) return err->Set("checkpoint arena exhausted");
@@ -140,7 +140,58 @@ bool Checkpointer::DumpImage(const char* tmp_path, bool durable, const void* uco
   }
   long r = raw::Syscall(SYS_close, fd);
   if (ok && raw::Failed(r) && r != -EINTR) ok = err->SetErrno("closing the image", r);
+  if (ok) ok = CopyDeletedFiles(fds, img_path, durable, err);
   return ok;
+}
+
+// "<img_path>.fd<fd>": where a deleted file's contents go (image_format.h, KITE_FD_DELETED).
+static void DeletedCopyPath(const char* img_path, int fd, char* out, size_t cap) {
+  TextBuf(out, cap).Str(img_path).Str(".fd").Num(fd);
+}
+
+bool Checkpointer::CopyDeletedFiles(const FixedVector<kite_img_fd>& fds, const char* img_path, bool durable,
+                                    DumpError* err) {
+  for (size_t i = 0; i < fds.size(); ++i) {
+    const kite_img_fd& f = fds.data()[i];
+    if (f.kind != KITE_FD_DELETED) continue;
+    char src[32], dst[kMaxDirLen + 64];
+    TextBuf(src, sizeof src).Str("/proc/self/fd/").Num(f.fd);  // readable whatever the fd's mode
+    DeletedCopyPath(img_path, f.fd, dst, sizeof dst);
+    long in = OpenFile(src, O_RDONLY);
+    if (raw::Failed(in)) return err->SetErrno("reopening a deleted file to copy it", in);
+    long out = OpenFile(dst, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600);
+    if (raw::Failed(out)) {
+      CloseFd(static_cast<int>(in));
+      return err->SetErrno(dst, out);
+    }
+    bool ok = true;
+    for (;;) {
+      long n = raw::Syscall(SYS_sendfile, out, in, 0, 1L << 20);
+      if (n == -EINTR) continue;
+      if (raw::Failed(n)) ok = err->SetErrno("copying a deleted file", n);
+      if (n <= 0) break;
+    }
+    if (ok && durable) {
+      long r = raw::Syscall(SYS_fsync, out);
+      if (raw::Failed(r)) ok = err->SetErrno("fsync of a deleted file's copy", r);
+    }
+    CloseFd(static_cast<int>(in));
+    CloseFd(static_cast<int>(out));
+    if (!ok) {
+      RemoveDeletedCopies(fds, img_path);
+      return false;
+    }
+  }
+  return true;
+}
+
+void Checkpointer::RemoveDeletedCopies(const FixedVector<kite_img_fd>& fds, const char* img_path) {
+  for (size_t i = 0; i < fds.size(); ++i) {
+    if (fds.data()[i].kind != KITE_FD_DELETED) continue;
+    char dst[kMaxDirLen + 64];
+    DeletedCopyPath(img_path, fds.data()[i].fd, dst, sizeof dst);
+    raw::Syscall(SYS_unlink, raw::Arg(dst));
+  }
 }
 
 void Checkpointer::Handle(const siginfo_t* info, void* ucontext) {
@@ -166,7 +217,7 @@ void Checkpointer::Handle(const siginfo_t* info, void* ucontext) {
       // crash. Stop: the original waits for the copy to run and is resumed if anything fails;
       // the image need only be visible to the target (close-to-open), not on disk: no fsync,
       // which cost most of a build job's checkpoint (eight 18 MiB trees: 390 ms each).
-      ok = DumpImage(tmp, mode == kCheckpointExit, ucontext, &arena, &pending, &err);
+      ok = DumpImage(tmp, img, mode == kCheckpointExit, ucontext, &arena, &pending, &err);
       if (ok) {
         long r = raw::Syscall(SYS_rename, raw::Arg(tmp), raw::Arg(img));
         if (raw::Failed(r)) ok = err.SetErrno("renaming the image into place", r);

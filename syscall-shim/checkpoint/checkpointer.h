@@ -49,9 +49,15 @@ class Checkpointer {
   long tid_offset() const { return tls_.tid_offset; }
 
  private:
-  // Writes the image to `tmp_path`; pending signals are moved into `pending`.
-  bool DumpImage(const char* tmp_path, bool durable, const void* ucontext, DumpArena* arena,
-                 PendingSignals* pending, DumpError* err);
+  // Writes the image to `tmp_path` (to be renamed `img_path`), and the contents of every
+  // deleted open file beside `img_path`; pending signals are moved into `pending`.
+  bool DumpImage(const char* tmp_path, const char* img_path, bool durable, const void* ucontext,
+                 DumpArena* arena, PendingSignals* pending, DumpError* err);
+  // "<img_path>.fd<N>" for every KITE_FD_DELETED descriptor N: its contents now, from the
+  // start (the image keeps the offset). On failure the copies made are removed.
+  static bool CopyDeletedFiles(const FixedVector<kite_img_fd>& fds, const char* img_path, bool durable,
+                               DumpError* err);
+  static void RemoveDeletedCopies(const FixedVector<kite_img_fd>& fds, const char* img_path);
   static long FindTidOffset();
 
   char dir_[kMaxDirLen + 1] = {};

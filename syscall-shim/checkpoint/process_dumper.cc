@@ -297,8 +297,14 @@ bool ProcessDumper::DumpOneFd(int fd, FixedVector<kite_img_fd>* fds) {
     f->offset = stream;
     f->path = {0, 0};
     return true;
+  } else if (S_ISREG(st.st_mode) && path[0] == '/' && (IsDeleted(path) || st.st_nlink == 0)) {
+    // Its contents travel beside the image (Checkpointer::CopyDeletedFiles).
+    if (st.st_size > kMaxDeletedFileBytes) {
+      return err_->Set(what, d.Str(" is a deleted file larger than 256 MiB (not supported)").c_str());
+    }
+    kind = KITE_FD_DELETED;
   } else if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
-    if (path[0] != '/' || IsDeleted(path)) return err_->Set(what, d.Str(" is a deleted file (not supported yet)").c_str());
+    if (path[0] != '/' || IsDeleted(path)) return err_->Set(what, d.Str(" is a deleted directory (not supported)").c_str());
     struct stat by_path;
     if (raw::Failed(StatPath(path, &by_path)) || by_path.st_ino != st.st_ino || by_path.st_dev != st.st_dev) {
       return err_->Set(what, d.Str(" was renamed or replaced since it was opened").c_str());

@@ -24,6 +24,9 @@ namespace kite::shim {
 
 class ProcessDumper {
  public:
+  // A deleted file that is still open travels as a copy beside the image, up to this size.
+  static constexpr long kMaxDeletedFileBytes = 256L << 20;
+
   ProcessDumper(DumpArena* arena, StringTable* strings, DumpError* err)
       : arena_(arena), strings_(strings), err_(err) {}
 

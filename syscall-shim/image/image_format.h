@@ -218,7 +218,11 @@ enum kite_img_fd_kind {
   KITE_FD_PIPE = 5,  /* one end of a pipe or FIFO: `offset` is the pipe's inode number (its
                         identity across the job's processes); the restorer is given the new
                         pipe's end (kite-restore --inherit), never reopens it */
-  KITE_FD_KIND_LIMIT = 6
+  KITE_FD_DELETED = 6, /* a regular file whose last name was removed while it was open (also
+                          O_TMPFILE): its contents at the checkpoint are in the file
+                          "<image path>.fd<fd>" beside the image, which the restorer opens in
+                          its place; `path` is the old name, for messages only */
+  KITE_FD_KIND_LIMIT = 7
 };
 
 struct kite_img_fd {

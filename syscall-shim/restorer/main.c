@@ -359,7 +359,23 @@ static void open_files(struct kite_restorer_args* a) {
       continue;
     }
     const char* path = kite_img_string(v, f->path);
+    char copy[4096 + 32];
+    if (f->kind == KITE_FD_DELETED) {
+      /* The file's contents at the checkpoint, beside the image: "<image>.fd<N>". */
+      size_t plen = r_strlen(a->image_path);
+      char num[24];
+      const char* n = r_utoa((uint64_t)f->fd, num);
+      size_t nlen = r_strlen(n);
+      if (plen + 3 + nlen + 1 > sizeof copy) die_file("image path too long for a deleted file's copy: ", a->image_path, 0);
+      memcpy(copy, a->image_path, plen);
+      memcpy(copy + plen, ".fd", 3);
+      memcpy(copy + plen + 3, n, nlen + 1);
+      path = copy;
+    }
     int flags = (int)(f->open_flags & ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY));
+    /* An O_TMPFILE file reports O_TMPFILE (__O_TMPFILE | O_DIRECTORY) in F_GETFL; its copy is a
+     * plain file. */
+    if (f->kind == KITE_FD_DELETED) flags &= ~(int)(O_DIRECTORY | 020000000 /* __O_TMPFILE */);
     if (f->kind == KITE_FD_DIR) flags |= O_DIRECTORY;
     if (f->kind == KITE_FD_DEV && !r_streq(path, "/dev/null") && !r_streq(path, "/dev/zero") &&
         !r_streq(path, "/dev/urandom")) {
@@ -370,7 +386,8 @@ static void open_files(struct kite_restorer_args* a) {
     struct stat st;
     long rc = rsys2(__NR_fstat, fd, &st);
     uint32_t type = rsys_failed(rc) ? 0 : (st.st_mode & R_S_IFMT);
-    if ((f->kind == KITE_FD_FILE && type != R_S_IFREG) || (f->kind == KITE_FD_DIR && type != R_S_IFDIR)) {
+    if (((f->kind == KITE_FD_FILE || f->kind == KITE_FD_DELETED) && type != R_S_IFREG) ||
+        (f->kind == KITE_FD_DIR && type != R_S_IFDIR)) {
       die_file("reopened file has another type now: ", path, 0);
     }
     if (f->offset >= 0 && f->kind != KITE_FD_DEV) {

@@ -1,9 +1,11 @@
 // JobManifest: the text form (see job_manifest.h).
 #include "syscall-shim/tree/job_manifest.h"
 
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <set>
@@ -175,6 +177,27 @@ const JobManifest::Pipe* JobManifest::FindPipe(uint64_t inode) const {
   return nullptr;
 }
 
+std::vector<std::pair<int, std::string>> DeletedFileCopies(const std::string& image_path) {
+  std::vector<std::pair<int, std::string>> out;
+  const size_t slash = image_path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : image_path.substr(0, slash);
+  const std::string prefix = image_path.substr(slash == std::string::npos ? 0 : slash + 1) + ".fd";
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    int fd = 0;
+    const char* digits = name.c_str() + prefix.size();
+    auto [end, ec] = std::from_chars(digits, name.c_str() + name.size(), fd);
+    if (ec != std::errc() || *end != '\0' || fd < 0) continue;
+    out.emplace_back(fd, dir + "/" + name);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 StatusOr<CheckpointFiles> ListCheckpointFiles(const std::string& manifest_path) {
   std::ifstream in(manifest_path);
   if (!in) return NotFound("no checkpoint " + manifest_path);
@@ -188,6 +211,7 @@ StatusOr<CheckpointFiles> ListCheckpointFiles(const std::string& manifest_path) 
   for (const JobManifest::Proc& p : m->procs) {
     if (p.exited) continue;
     files.paths.push_back(dir + p.image);
+    for (const auto& [fd, copy] : DeletedFileCopies(dir + p.image)) files.paths.push_back(copy);
     ++files.processes;
   }
   for (const JobManifest::Pipe& p : m->pipes) {

@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -78,6 +79,10 @@ struct CheckpointFiles {
   int64_t bytes = 0;               // of those that exist
   int processes = 0;               // live ones (images)
 };
+// The copies of deleted open files that go with the image `image_path` ("<image>.fd<N>",
+// docs/image-format.md §6), as full paths with their descriptor numbers, sorted by number.
+std::vector<std::pair<int, std::string>> DeletedFileCopies(const std::string& image_path);
+
 // INVALID_ARGUMENT when the manifest does not parse (paths then holds the manifest alone).
 StatusOr<CheckpointFiles> ListCheckpointFiles(const std::string& manifest_path);
 // Removes every file of that checkpoint that exists (the home does once the job runs

@@ -83,7 +83,7 @@ TEST_P(PieceTest, SurvivesCheckpointKillRestore) {
 
 INSTANTIATE_TEST_SUITE_P(Checkpoint, PieceTest,
                          ::testing::Values("counter", "heap", "fpu", "signals", "itimer",
-                                           "pending", "umask", "cwd", "file", "mmap", "rlimit",
+                                           "pending", "umask", "cwd", "file", "deleted", "mmap", "rlimit",
                                            "name", "tid", "stack", "brk"),
                          [](const auto& info) { return info.param; });
 

@@ -3,7 +3,7 @@
  * checks every piece and exits 0 ("PASS") or 1 ("FAIL: why" on stdout).
  *
  * Usage: ckpt_prog PIECE...   (run in the test's own directory, stdout to a regular file)
- * Pieces: counter heap fpu signals itimer pending umask cwd file mmap rlimit name tid stack
+ * Pieces: counter heap fpu signals itimer pending umask cwd file deleted mmap rlimit name tid stack
  *         brk vpid socket threads shared
  * socket, threads and shared set up state the checkpoint must refuse. */
 #define _GNU_SOURCE
@@ -186,6 +186,18 @@ int main(int argc, char** argv) {
     char skip[5000];
     if (half_fd < 0 || read(half_fd, skip, 5000) != 5000) return 2;
   }
+  int gone_fd = -1, tmp_fd = -1;
+  if (has(argc, argv, "deleted")) {
+    /* An open file whose name is gone, half read, and an O_TMPFILE one, written. */
+    FILE* f = fopen("gone.txt", "w");
+    for (int i = 0; i < 1000; i++) fprintf(f, "gone %04d\n", i);
+    fclose(f);
+    gone_fd = open("gone.txt", O_RDWR);
+    char skip[3000];
+    if (gone_fd < 0 || read(gone_fd, skip, 3000) != 3000 || unlink("gone.txt") != 0) return 2;
+    tmp_fd = open(".", O_TMPFILE | O_RDWR, 0600);
+    if (tmp_fd < 0 || write(tmp_fd, "anonymous temporary", 19) != 19) return 2;
+  }
   char* mapped = NULL;
   if (has(argc, argv, "mmap")) {
     FILE* f = fopen("mapped.bin", "w");
@@ -311,6 +323,18 @@ int main(int argc, char** argv) {
     ssize_t n = read(half_fd, rest, sizeof rest);
     check(n == 5000 && memcmp(rest, "line 0500\n", 10) == 0 && memcmp(rest + 4990, "line 0999\n", 10) == 0,
           "rest of the file");
+  }
+  if (gone_fd >= 0) {
+    check(lseek(gone_fd, 0, SEEK_CUR) == 3000, "deleted file offset");
+    char rest[8000];
+    ssize_t n = read(gone_fd, rest, sizeof rest);
+    check(n == 7000 && memcmp(rest, "gone 0300\n", 10) == 0 && memcmp(rest + 6990, "gone 0999\n", 10) == 0,
+          "rest of the deleted file");
+    check(write(gone_fd, "more\n", 5) == 5, "writing to the deleted file");
+    check(access("gone.txt", F_OK) != 0, "the deleted file has no name again");
+    char buf[32] = {0};
+    check(lseek(tmp_fd, 0, SEEK_CUR) == 19 && pread(tmp_fd, buf, 19, 0) == 19 &&
+              memcmp(buf, "anonymous temporary", 19) == 0, "O_TMPFILE contents and offset");
   }
   if (mapped != NULL) {
     int ok = 1;

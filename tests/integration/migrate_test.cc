@@ -355,6 +355,34 @@ TEST_F(KiteMigrateTest, ACheckpointFileOutlivesTheJobAndRestartsElsewhere) {
   }
 }
 
+// A temporary file with no name (Python's TemporaryFile: O_TMPFILE in the job's TMPDIR)
+// moves with its contents and offset, and has no name again once the job runs elsewhere.
+TEST_F(KiteMigrateTest, AnOpenFileWithNoNameMovesWithItsContents) {
+  auto job = cluster_.Spawn(
+      "node1", {"sh", "-c",
+                "cd /kite && exec kite run --host node2 -- python3 -c '"
+                "import os, tempfile, time\n"
+                "f = tempfile.TemporaryFile()\n"
+                "f.write(bytes(range(256)) * 400)\n"
+                "f.flush()\n"
+                "print(\"ready\", flush=True)\n"
+                "for _ in range(60): time.sleep(0.05)\n"
+                "print(f.tell(), os.fstat(f.fileno()).st_nlink, flush=True)\n"
+                "f.seek(0)\n"
+                "print(f.read() == bytes(range(256)) * 400)'"});
+  ASSERT_OK(job.status());
+  ASSERT_TRUE((*job)->WaitForStdout("ready", std::chrono::seconds(30))) << (*job)->Stderr();
+  const int vpid = VpidOf("python3");
+  ASSERT_GT(vpid, 0);
+  auto r = Kite({"migrate", std::to_string(vpid), "--to", "node3"});
+  ASSERT_OK(r.status());
+  ASSERT_TRUE(r->Succeeded()) << r->Describe() << r->stderr_data;
+  auto done = (*job)->Wait(std::chrono::seconds(60));
+  ASSERT_OK(done.status());
+  EXPECT_EQ(WEXITSTATUS(done->exit_status), 0) << done->stderr_data;
+  EXPECT_EQ(done->stdout_data, "ready\n102400 0\nTrue\n") << done->stderr_data;
+}
+
 TEST_F(KiteMigrateTest, AJobThatCannotMoveSaysWhyAndRunsOnWhereItWas) {
   auto job = StartCounter("node2", "60 20 thread");
   ASSERT_TRUE(job);

@@ -91,7 +91,9 @@ TEST(JobManifestTest, RandomBytesNeverCrashTheParser) {
     std::string t = good;
     for (int k = 0; k < 1 + round % 4; ++k) t[rng() % t.size()] = static_cast<char>(rng() % 256);
     auto m = JobManifest::Parse(t);
-    if (m.ok()) EXPECT_EQ(JobManifest::Parse(m->Serialize()).ok(), true);
+    if (m.ok()) {
+      EXPECT_TRUE(JobManifest::Parse(m->Serialize()).ok());
+    }
   }
 }
 
