@@ -244,6 +244,17 @@ Status LocalServer::EvictHost(const std::string& host, wire::EvictReply* reply) 
   return OkStatus();
 }
 
+StatusOr<std::shared_ptr<DeputySession>> LocalServer::CallersSession(int32_t vpid, const PeerCred& peer) {
+  uid_t owner = 0;
+  auto session = ctx_.jobs.Session(vpid, &owner);
+  if (!session || (owner != peer.uid && peer.uid != 0)) {
+    // Someone else's job is "no such job" too: its existence is not the caller's business.
+    return NotFound("no remote job " + std::to_string(vpid) + " of yours has its home on " + ctx_.config.host_name +
+                    " (kite ps lists them)");
+  }
+  return session;
+}
+
 void LocalServer::HandleQuery(int fd, const PeerCred& peer, wire::MsgType type, const std::string& body) {
   wire::Empty empty;
   switch (type) {
@@ -315,14 +326,9 @@ void LocalServer::HandleQuery(int fd, const PeerCred& peer, wire::MsgType type, 
     case wire::MsgType::kMigrate: {
       wire::MigrateMsg m;
       if (wire::DecodeBody(body, &m) != 0) return ReplyError(fd, InvalidArgument("malformed migrate request"));
-      uid_t owner = 0;
-      auto session = ctx_.jobs.Session(m.vpid, &owner);
-      if (!session || (owner != peer.uid && peer.uid != 0)) {
-        // Someone else's job is "no such job" too: its existence is not the caller's business.
-        return ReplyError(fd, NotFound("no remote job " + std::to_string(m.vpid) + " of yours has its home on " +
-                                       ctx_.config.host_name + " (kite ps lists them)"));
-      }
-      auto moved = session->Move(m.to, MoveCause::kRequest);
+      auto session = CallersSession(m.vpid, peer);
+      if (!session.ok()) return ReplyError(fd, session.status());
+      auto moved = (*session)->Move(m.to, MoveCause::kRequest);
       if (!moved.ok()) return ReplyError(fd, moved.status());
       wire::Send(fd, wire::MsgType::kMoveReply, *moved);
       return;
@@ -330,13 +336,9 @@ void LocalServer::HandleQuery(int fd, const PeerCred& peer, wire::MsgType type, 
     case wire::MsgType::kCheckpoint: {
       wire::CheckpointMsg m;
       if (wire::DecodeBody(body, &m) != 0) return ReplyError(fd, InvalidArgument("malformed checkpoint request"));
-      uid_t owner = 0;
-      auto session = ctx_.jobs.Session(m.vpid, &owner);
-      if (!session || (owner != peer.uid && peer.uid != 0)) {
-        return ReplyError(fd, NotFound("no remote job " + std::to_string(m.vpid) + " of yours has its home on " +
-                                       ctx_.config.host_name + " (kite ps lists them)"));
-      }
-      auto done = session->CheckpointInPlace();
+      auto session = CallersSession(m.vpid, peer);
+      if (!session.ok()) return ReplyError(fd, session.status());
+      auto done = (*session)->CheckpointInPlace();
       if (!done.ok()) return ReplyError(fd, done.status());
       wire::Send(fd, wire::MsgType::kCheckpointReply, *done);
       return;

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -31,6 +32,8 @@ class LocalServer {
  private:
   void Handle(int fd);
   void HandleQuery(int fd, const PeerCred& peer, wire::MsgType type, const std::string& body);
+  // The session of the caller's job `vpid` (any job's, for root); NOT_FOUND otherwise.
+  StatusOr<std::shared_ptr<DeputySession>> CallersSession(int32_t vpid, const PeerCred& peer);
   // kite evict: forces `host`'s owner active and waits (kEvictWait at most) for its guests to go.
   Status EvictHost(const std::string& host, wire::EvictReply* reply);
   static constexpr std::chrono::seconds kEvictWait{120};

@@ -273,29 +273,16 @@ bool ProcessDumper::DumpOneFd(int fd, FixedVector<kite_img_fd>* fds) {
   if (S_ISFIFO(st.st_mode)) {
     // Any pipe: its inode names it across the job's processes; the controller knows which
     // pipes are its own standard streams and which the job made, and drains the latter.
-    kite_img_fd* f = fds->Add();
+    kite_img_fd* f = AddFd(fds, fd, KITE_FD_PIPE, static_cast<int64_t>(st.st_ino));
     if (f == nullptr) return err_->Set("too many open descriptors");
-    f->fd = fd;
-    f->kind = KITE_FD_PIPE;
-    f->open_flags = static_cast<uint32_t>(raw::Syscall(SYS_fcntl, fd, F_GETFL));
-    f->fd_flags = static_cast<uint32_t>(raw::Syscall(SYS_fcntl, fd, F_GETFD)) & FD_CLOEXEC;
     if ((f->open_flags & O_ACCMODE) == O_RDWR) {
       return err_->Set(what, d.Str(" is a FIFO open for reading and writing (not supported yet)").c_str());
     }
-    f->offset = static_cast<int64_t>(st.st_ino);
-    f->path = {0, 0};
     return true;
   }
   if (stream >= 0) {
     // The launcher's pty: the restorer re-attaches its own descriptor `stream`.
-    kite_img_fd* f = fds->Add();
-    if (f == nullptr) return err_->Set("too many open descriptors");
-    f->fd = fd;
-    f->kind = KITE_FD_STDIO;
-    f->open_flags = static_cast<uint32_t>(raw::Syscall(SYS_fcntl, fd, F_GETFL));
-    f->fd_flags = static_cast<uint32_t>(raw::Syscall(SYS_fcntl, fd, F_GETFD)) & FD_CLOEXEC;
-    f->offset = stream;
-    f->path = {0, 0};
+    if (AddFd(fds, fd, KITE_FD_STDIO, stream) == nullptr) return err_->Set("too many open descriptors");
     return true;
   } else if (S_ISREG(st.st_mode) && path[0] == '/' && (IsDeleted(path) || st.st_nlink == 0)) {
     // Its contents travel beside the image (Checkpointer::CopyDeletedFiles).
@@ -325,16 +312,23 @@ bool ProcessDumper::DumpOneFd(int fd, FixedVector<kite_img_fd>* fds) {
     return err_->Set(what, d.Str(" is a special file (not supported yet)").c_str());
   }
 
-  kite_img_fd* f = fds->Add();
+  long off = raw::Syscall(SYS_lseek, fd, 0, SEEK_CUR);
+  kite_img_fd* f = AddFd(fds, fd, kind, raw::Failed(off) ? -1 : off);
   if (f == nullptr) return err_->Set("too many open descriptors");
+  if (!strings_->Add(path, static_cast<size_t>(n), &f->path)) return err_->Set(what, "path too long");
+  return true;
+}
+
+kite_img_fd* ProcessDumper::AddFd(FixedVector<kite_img_fd>* fds, int fd, uint32_t kind, int64_t offset) {
+  kite_img_fd* f = fds->Add();
+  if (f == nullptr) return nullptr;
   f->fd = fd;
   f->kind = kind;
   f->open_flags = static_cast<uint32_t>(raw::Syscall(SYS_fcntl, fd, F_GETFL));
   f->fd_flags = static_cast<uint32_t>(raw::Syscall(SYS_fcntl, fd, F_GETFD)) & FD_CLOEXEC;
-  long off = raw::Syscall(SYS_lseek, fd, 0, SEEK_CUR);
-  f->offset = raw::Failed(off) ? -1 : off;
-  if (!strings_->Add(path, static_cast<size_t>(n), &f->path)) return err_->Set(what, "path too long");
-  return true;
+  f->offset = offset;
+  f->path = {0, 0};
+  return f;
 }
 
 bool ProcessDumper::DumpFds(FixedVector<kite_img_fd>* fds) {

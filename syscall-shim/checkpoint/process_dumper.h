@@ -51,6 +51,8 @@ class ProcessDumper {
   bool DumpMm(kite_img_process* p);
   bool DumpThreadState(const TlsLayout& tls, kite_img_process* p);
   bool DumpOneFd(int fd, FixedVector<kite_img_fd>* fds);
+  // Appends the record of descriptor `fd` (its flags read now, no path); nullptr when full.
+  static kite_img_fd* AddFd(FixedVector<kite_img_fd>* fds, int fd, uint32_t kind, int64_t offset);
 
   DumpArena* arena_;
   StringTable* strings_;
