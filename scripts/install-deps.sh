@@ -12,8 +12,8 @@ packages=(
   libcli11-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libncurses-dev
   iproute2 util-linux procps psmisc openssl python3 openssh-server openssh-client
   hyperfine make gcc
-  # bench/make/run.sh compares kite make with distcc over the same simulated hosts.
-  distcc
+  # bench/make/run.sh compares kite make with distcc (plain and pump mode) over the same hosts.
+  distcc distcc-pump
   # scripts/demo.sh builds a tinyconfig Linux kernel from Debian's linux-source (the metapackage
   # pulls in the current linux-source-6.1 tarball, /usr/src/linux-source-6.1.tar.xz).
   linux-source xz-utils flex bison bc libelf-dev perl

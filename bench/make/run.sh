@@ -6,7 +6,7 @@
 #      recursive make) with `kite make` on 4 hosts against `make -j2` on one host, and the same
 #      build with Debian's distcc over the same 4 hosts (distccd on node2..node4, 2 jobs each,
 #      node1 compiling too: `make -j8 CC="distcc gcc"`; plain mode, no pump: the preprocessor
-#      runs on node1).
+#      runs on node1), and in pump mode (distcc-pump: headers shipped, remote preprocessing).
 # Every host is capped to the same CPU fraction (default 0.5 core): the speedup compares N
 # capped hosts with one capped host; say so wherever a figure is quoted. Run it alone, under
 # the build lock: flock /tmp/kite-build.lock bench/make/run.sh [RECIPES] [CPU]
@@ -50,6 +50,8 @@ t_dist=$(timed node1 "cd /kite/kite && kite make --quiet")
 jobs=$(in_host node1 -- sh -c "cd /kite/kite && make -s clean >/dev/null 2>&1; find . -name '*.[oa]' -delete; rm -f app; kite make 2>&1 >/dev/null | grep -E '^  ' | tr -s ' ' | tr '\n' ';'")
 t_distcc=""
 distcc_where=""
+t_pump=""
+pump_where=""
 if command -v distccd >/dev/null && command -v distcc >/dev/null; then
   subnet=$(<"/run/kite-sim/$name/subnet")
   dhosts="localhost/2"
@@ -73,9 +75,26 @@ if command -v distccd >/dev/null && command -v distcc >/dev/null; then
   done
   echo "distcc build: $same objects differ from the plain make's; compiled remotely:$remote" >&2
   distcc_where="compiled remotely:$remote"
+  if command -v distcc-pump >/dev/null; then
+    # Pump mode: the include server ships headers and the remote hosts preprocess too.
+    phosts="localhost/2"
+    for k in 2 3 4; do
+      in_host "node$k" -- sh -c ': > /run/kite/distccd.log'
+      phosts="$phosts $(awk -v h="node$k" '$1 == h {print $2}' "/run/kite-sim/$name/hosts")/2,cpp,lzo"
+    done
+    in_host node1 -- sh -c "rm -rf /kite/distcc && $gen /kite/distcc 4 3 20"
+    t_pump=$(timed node1 "cd /kite/distcc && DISTCC_HOSTS='$phosts' DISTCC_DIR=/tmp/distcc-bench distcc-pump make -j8 CC='distcc gcc'")
+    remote=""
+    for k in 2 3 4; do
+      remote="$remote node$k $(in_host "node$k" -- sh -c 'grep -c COMPILE_OK /run/kite/distccd.log || true')"
+    done
+    same=$(in_host node1 -- sh -c "cd /kite/distcc && n=0; for f in \$(find . -name '*.o'); do cmp -s \$f /kite/local/\$f || n=\$((n+1)); done; echo \$n")
+    echo "distcc pump build: $same objects differ from the plain make's; compiled remotely:$remote" >&2
+    pump_where="compiled remotely:$remote"
+  fi
 fi
 
-awk -v n="$recipes" -v tm="$t_make" -v tk="$t_kite" -v tl="$t_local" -v td="$t_dist" -v tc="$t_distcc" -v dw="${distcc_where:-}" -v cpu="$cpu" \
+awk -v n="$recipes" -v tm="$t_make" -v tk="$t_kite" -v tl="$t_local" -v td="$t_dist" -v tc="$t_distcc" -v dw="${distcc_where:-}" -v tp="$t_pump" -v pw="${pump_where:-}" -v cpu="$cpu" \
     -v where="$where" -v jobs="$jobs" 'BEGIN {
   printf "| benchmark | plain make | kite make | result |\n|---|---|---|---|\n"
   printf "| %d trivial recipes, -j8, 1 guest host (%s) | %.2f s | %.2f s | %.1f ms overhead per recipe |\n", \
@@ -84,5 +103,7 @@ awk -v n="$recipes" -v tm="$t_make" -v tk="$t_kite" -v tl="$t_local" -v td="$t_d
          jobs, tl, td, tl / td
   if (tc != "") printf "| the same project with distcc on the same 4 hosts (make -j8 CC=\"distcc gcc\"; %s) | %.2f s | %.2f s (kite make) | distcc %.2f s: speedup %.2f; kite make is %.2fx as fast as distcc |\n", \
          dw, tl, td, tc, tl / tc, tc / td
+  if (tp != "") printf "| the same with distcc pump mode (distcc-pump make -j8 CC=\"distcc gcc\"; %s) | %.2f s | %.2f s (kite make) | distcc pump %.2f s: speedup %.2f; kite make is %.2fx as fast |\n", \
+         pw, tl, td, tp, tl / tp, tp / td
   printf "\nEvery host capped to %s core (cgroup cpu quota); 4 capped hosts vs 1 capped host.\n", cpu
 }'
