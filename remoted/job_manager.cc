@@ -630,7 +630,10 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
     mp.vpid = vpid(p.pid);
     mp.vparent = p.pid == root ? 0 : vpid(p.ppid);
     mp.vpgid = vpid(p.pgid);
-    if (p.zombie()) {
+    // A process that wrote its image is live in the checkpoint even when it is a zombie now:
+    // in exit mode a lone root kills itself right after its image.
+    const bool imaged = signalled.count(p.pid) && PathExists(img_of(p.pid));
+    if (p.zombie() && !imaged) {
       mp.exited = true;
       mp.wait_status = p.exit_code;
     } else {
