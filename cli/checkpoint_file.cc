@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -63,6 +64,13 @@ Status Place(const std::string& from, const std::string& to, bool* copied) {
 }
 
 }  // namespace
+
+StatusOr<std::string> AbsolutePath(const std::string& path) {
+  if (!path.empty() && path[0] == '/') return path;
+  char cwd[PATH_MAX];
+  if (!getcwd(cwd, sizeof cwd)) return PosixError("cannot get the working directory", errno);
+  return std::string(cwd) + "/" + path;
+}
 
 Status MoveCheckpoint(const std::string& manifest, const std::string& dest) {
   constexpr char kSuffix[] = ".job";

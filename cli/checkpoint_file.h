@@ -18,4 +18,7 @@ namespace kite {
 // (then the original checkpoint is left whole where it was, or complete at `dest`).
 Status MoveCheckpoint(const std::string& manifest, const std::string& dest);
 
+// `path` made absolute against the working directory (unchanged when it already is).
+StatusOr<std::string> AbsolutePath(const std::string& path);
+
 }  // namespace kite

@@ -137,13 +137,10 @@ int RunMigrate(const std::string& socket_path, int vpid, const std::string& to) 
 }
 
 int RunCheckpoint(const std::string& socket_path, int vpid, const std::string& file) {
-  std::string dest = file;
-  if (dest.empty()) return Error("no checkpoint file given (--to FILE)");
-  if (dest[0] != '/') {
-    char cwd[PATH_MAX];
-    if (!getcwd(cwd, sizeof cwd)) return Error(std::string("cannot get the working directory: ") + strerror(errno));
-    dest = std::string(cwd) + "/" + dest;
-  }
+  if (file.empty()) return Error("no checkpoint file given (--to FILE)");
+  auto abs = AbsolutePath(file);
+  if (!abs.ok()) return Error(abs.status().message());
+  const std::string dest = *abs;
   if (dest.size() <= 4 || dest.compare(dest.size() - 4, 4, ".job") != 0)
     return Error("the checkpoint file must be named *.job (" + dest + ")");
   wire::CheckpointMsg m;

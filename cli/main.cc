@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "cli/checkpoint_file.h"
 #include "cli/commands.h"
 #include "cli/deputy.h"
 #include "cli/make_command.h"
@@ -198,17 +199,13 @@ int main(int argc, char** argv) {
     d.socket_path = SocketPath(config_path);
     d.host = restart_host;
     d.allow_local = false;
-    std::string path = restart_file;
-    if (path.empty() || path[0] != '/') {
-      char cwd[PATH_MAX];
-      if (!getcwd(cwd, sizeof cwd)) {
-        fprintf(stderr, "kite: cannot get the working directory: %s\n", strerror(errno));
-        return 2;
-      }
-      path = std::string(cwd) + "/" + path;
+    auto path = kite::AbsolutePath(restart_file);
+    if (!path.ok()) {
+      fprintf(stderr, "kite: %s\n", path.status().message().c_str());
+      return 2;
     }
-    d.restart = path;
-    d.argv = {"kite-restart", path};
+    d.restart = *path;
+    d.argv = {"kite-restart", *path};
     kite::RunDeputy(d);
   }
   return 0;
