@@ -510,6 +510,13 @@ void kite_restorer_main(long* sp) {
   }
 
   read_own_maps(a);
+  for (uint32_t i = 0; i < a->nown; i++) { /* the restore phase anonymizes only the binary's range */
+    const struct kite_restorer_vma* v = &a->own[i];
+    if (v->file && v->start >= a->window_start && v->start < a->window_start + KITE_RESTORER_IMAGE_OFF &&
+        v->end > a->window_start + KITE_RESTORER_BINARY_MAX) {
+      die(KITE_RESTORE_EXIT_HOST, "kite-restore's own binary is larger than its window allows", NULL);
+    }
+  }
   check_vdso(a);
   uint64_t need = a->view.process->xcr0, have = local_xcr0();
   if ((need & ~have) != 0) die(KITE_RESTORE_EXIT_HOST, "this CPU lacks register state the image uses", " (XSAVE features)");
