@@ -2,8 +2,9 @@
 # Migration benchmarks on a simulated cluster (issue 6). Prints a Markdown table of
 #   1. `kite migrate` freeze time (the job stopped on node2 -> running on node3) and image size
 #      for a python3 process holding SIZE MiB (a bytearray it keeps touching), for each SIZE;
-#      baseline in the same run: writing and reading back SIZE MiB through the shared tree
-#      (`dd`, fsync'd), i.e. the cost of moving the bytes alone;
+#      baselines in the same run on the target host, as capped: memcpy of SIZE MiB and a
+#      loopback TCP copy of it, each into freshly mapped memory (bench/migrate/copy_baseline.cc),
+#      and writing and reading back SIZE MiB through the shared tree (`dd`, fsync'd);
 #   2. the time to clear a host: GUESTS such jobs (16 MiB each) on node2, `kite evict node2`,
 #      as node2 measures it (owner back -> last guest gone), all of them migrating home;
 #   3. the same for BUILD_JOBS build jobs: `gcc -O2 -c` of a generated C file (a job tree, the
@@ -50,8 +51,8 @@ jobs = [j for j in json.load(sys.stdin) if "python3" in j["command"] and j["home
 print(jobs[0]["vpid"] if jobs else "")'
 }
 
-echo "| job memory | freeze (median of $runs) | image | dd write+read of the same bytes | freeze / dd |"
-echo "|---:|---:|---:|---:|---:|"
+echo "| job memory | freeze (median of $runs) | image | memcpy | loopback TCP copy | dd write+read | freeze / TCP copy |"
+echo "|---:|---:|---:|---:|---:|---:|---:|"
 for mib in $sizes; do
   freezes=() image=""
   for _ in $(seq "$runs"); do
@@ -72,8 +73,11 @@ for mib in $sizes; do
   dd_ms=$(on node1 "t0=\$(date +%s%N); dd if=/dev/zero of=/kite/.bench-dd bs=1M count=$mib conv=fsync status=none;
                     dd if=/kite/.bench-dd of=/dev/null bs=1M status=none; t1=\$(date +%s%N); rm -f /kite/.bench-dd;
                     echo \$(( (t1 - t0) / 1000000 ))")
-  awk -v m="$mib" -v f="$freeze" -v i="$image" -v d="$dd_ms" \
-    'BEGIN { printf "| %d MiB | %d ms | %s MiB | %d ms | %.2f |\n", m, f, i, d, (d > 0 ? f / d : 0) }'
+  copy=$(on node3 "$KITE_BIN/kite_copy_baseline $mib $runs")  # the target host, as capped
+  memcpy_ms=$(sed -n 's/.*memcpy_ms=\([0-9]*\).*/\1/p' <<<"$copy")
+  tcp_ms=$(sed -n 's/.*tcp_ms=\([0-9]*\).*/\1/p' <<<"$copy")
+  awk -v m="$mib" -v f="$freeze" -v i="$image" -v c="$memcpy_ms" -v t="$tcp_ms" -v d="$dd_ms" \
+    'BEGIN { printf "| %d MiB | %d ms | %s MiB | %d ms | %d ms | %d ms | %.2f |\n", m, f, i, c, t, d, (t > 0 ? f / t : 0) }'
 done
 
 echo
