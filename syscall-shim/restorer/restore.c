@@ -20,14 +20,11 @@ static void fail(const char* what, const char* detail, long err) {
 }
 
 /* kite-restore's own file-backed pages become anonymous copies at the same addresses, so that
- * PR_SET_MM_MAP can replace the exe link (it refuses while the old exe is mapped). Only the
- * binary's pages: the image's mapping is another file and stays as it is (copying it was a
- * second copy of every page of the image, 2.6 s of a 1 GiB restore on a half-core host). */
+ * PR_SET_MM_MAP can replace the exe link (it refuses while the old exe is mapped). */
 static void anonymize_self(const struct kite_restorer_args* a) {
-  uint64_t binary_end = a->window_start + KITE_RESTORER_BINARY_MAX;
   for (uint32_t i = 0; i < a->nown; i++) {
     const struct kite_restorer_vma* v = &a->own[i];
-    if (!v->file || v->start < a->window_start || v->end > binary_end) continue;
+    if (!v->file || v->start < a->window_start || v->end > a->window_start + a->window_len) continue;
     uint64_t len = v->end - v->start;
     long tmp = rsys6(__NR_mmap, 0, (long)len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (rsys_failed(tmp)) fail("anonymizing the restorer: mmap error ", "", tmp);

@@ -39,7 +39,7 @@ struct kite_restorer_vma {
   uint64_t end;
   uint32_t prot;
   uint32_t kind;  /* 0 other, else KITE_REGION_VDSO / _VVAR / _VVAR_VCLOCK */
-  uint32_t file;  /* file-backed (kite-restore's own binary) */
+  uint32_t file;  /* a mapping of kite-restore's own binary (not of the image) */
   uint32_t reserved;
 };
 #define KITE_RESTORER_MAX_VMAS 64u
