@@ -69,6 +69,16 @@ void MakeTerminalRaw() {
 
 uint64_t SignalBit(int sig) { return uint64_t{1} << (sig - 1); }
 
+// True when the job's stdin has nothing to give: a terminal the deputy does not forward, or
+// /dev/null (make's recipes under CI, `< /dev/null`, nohup). The job then starts at EOF and no
+// stdin is relayed: one call fewer per job.
+bool StdinIsEmpty(const DeputyOptions& o) {
+  if (!o.terminal_stdin && isatty(STDIN_FILENO)) return true;
+  struct stat in, null;
+  return fstat(STDIN_FILENO, &in) == 0 && S_ISCHR(in.st_mode) && stat("/dev/null", &null) == 0 &&
+         in.st_rdev == null.st_rdev;
+}
+
 wire::RunRequest CollectContext(const DeputyOptions& o) {
   wire::RunRequest r;
   r.argv = o.argv;
@@ -113,6 +123,7 @@ wire::RunRequest CollectContext(const DeputyOptions& o) {
   }
   r.host = o.host;
   r.flags = (o.allow_local ? wire::kRunAllowLocal : 0) | (o.requeue_ok ? wire::kRunRequeueOk : 0);
+  if (StdinIsEmpty(o)) r.flags |= wire::kRunStdinEmpty;
   return r;
 }
 
@@ -150,13 +161,14 @@ wire::RunRequest CollectContext(const DeputyOptions& o) {
 
 class Relay {
  public:
+  // empty_stdin: the job was started with its stdin at EOF (wire::kRunStdinEmpty).
   Relay(int sock, int sigfd, uint32_t tty_mask, bool line_buffered, bool empty_stdin, const DeputyOptions& options)
-      : sock_(sock), sigfd_(sigfd), tty_mask_(tty_mask), line_buffered_(line_buffered), options_(options) {
-    if (empty_stdin) {
-      stdin_done_ = true;
-      Send(wire::MsgType::kStdinEof, wire::Frame(wire::MsgType::kStdinEof));
-    }
-  }
+      : sock_(sock),
+        sigfd_(sigfd),
+        tty_mask_(tty_mask),
+        line_buffered_(line_buffered),
+        options_(options),
+        stdin_done_(empty_stdin) {}
 
   [[noreturn]] void Run() {
     if (tty_mask_ & wire::kTtyStdin) MakeTerminalRaw();
@@ -327,7 +339,7 @@ class Relay {
   LineBuffer lines_[3];  // by fd: [1] stdout, [2] stderr
   uint64_t stdin_sent_ = 0;
   uint64_t stdin_acked_ = 0;
-  bool stdin_done_ = false;
+  bool stdin_done_;
   bool stdout_broken_ = false;
 };
 
@@ -382,8 +394,7 @@ void RunDeputy(const DeputyOptions& o) {
   }
   int sigfd = signalfd(-1, &fwd, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sigfd < 0) Fail(std::string("signalfd: ") + strerror(errno));
-  const bool empty_stdin = !o.terminal_stdin && isatty(STDIN_FILENO);
-  Relay(sock, sigfd, req.tty_mask, o.line_buffered, empty_stdin, o).Run();
+  Relay(sock, sigfd, req.tty_mask, o.line_buffered, (req.flags & wire::kRunStdinEmpty) != 0, o).Run();
 }
 
 }  // namespace kite

@@ -92,6 +92,7 @@ struct ExecSpec {
   11: string home_host           // the home's host name (uname nodename the job sees)
   12: i32 vpid                   // the deputy's pid at home: the job root's getpid()
   13: i32 home_ppid              // the deputy's parent at home: the job root's getppid()
+  14: bool stdin_empty = false   // stdin is at EOF from the start: no write_input will come
 }
 
 struct ExecReply {

@@ -173,6 +173,9 @@ inline constexpr uint32_t kRunAllowLocal = 1;  // may run at home when no host h
 // An eviction may kill the job and run it again from the start elsewhere when it cannot be
 // migrated (a build recipe: make only sees its exit status and its files).
 inline constexpr uint32_t kRunRequeueOk = 2;
+// The job's stdin is empty from the start (the deputy's stdin is /dev/null, or a terminal it
+// does not forward): the job reads EOF at once, and no stdin is relayed.
+inline constexpr uint32_t kRunStdinEmpty = 4;
 
 struct RunRequest {
   std::vector<std::string> argv;

@@ -125,6 +125,7 @@ rpc::ExecSpec DeputySession::BuildSpec() const {
   spec.home_host = ctx_.config.host_name;
   spec.vpid = peer_.pid;
   spec.home_ppid = ppid;
+  spec.stdin_empty = (req_.flags & wire::kRunStdinEmpty) != 0;
   return spec;
 }
 
@@ -478,8 +479,10 @@ void DeputySession::RelayInput() {
   // that after a move the new copy gets what the old one had accepted but not consumed.
   std::string buf;
   int64_t base = 0;
-  bool eof = false;       // the deputy's stdin ended (after buf)
-  bool eof_sent = false;  // the current copy accepted everything and the EOF
+  // An empty stdin: the first copy started at EOF; a copy after a move is sent the EOF.
+  const bool empty = (req_.flags & wire::kRunStdinEmpty) != 0;
+  bool eof = empty;       // the deputy's stdin ended (after buf)
+  bool eof_sent = empty;  // the current copy accepted everything and the EOF
   int64_t offset = 0;     // accepted by the current copy
   int64_t acked = 0;      // the highest offset acknowledged to the deputy (flow control)
   uint64_t generation;

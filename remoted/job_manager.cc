@@ -17,8 +17,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <optional>
 
 #include "common/log.h"
@@ -59,6 +61,33 @@ rpc::Rusage ToRusage(const struct rusage& ru) {
   r.nvcsw = ru.ru_nvcsw;
   r.nivcsw = ru.ru_nivcsw;
   return r;
+}
+
+// A job knows some of its processes by pids that are not theirs on this host: the root by its
+// deputy's pid at home, restored processes by their pids before the move, and the parent at
+// home by its own. A process the job forks here must not get one of those as its real pid: the
+// shim would take it for the other (PidTable), and a checkpoint would list two processes under
+// one vpid. Linux hands out pids cyclically upwards from the last one given (ns_last_pid), so a
+// pid above that is free until the counter gets there: moving the counter past the job's
+// highest such pid keeps them all out of reach until the counter wraps around pid_max. (A pid
+// below the counter is handed out again only after a wrap-around; that case is not covered.)
+void SkipPidsThrough(pid_t highest) {
+  static std::mutex mu;  // every write is ours: two jobs must not move the counter back
+  std::lock_guard<std::mutex> lock(mu);
+  auto read_number = [](const char* path) -> long {
+    UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
+    char buf[32] = {};
+    if (!fd.valid() || ::read(fd.get(), buf, sizeof buf - 1) <= 0) return -1;
+    return std::strtol(buf, nullptr, 10);
+  };
+  const long last = read_number("/proc/sys/kernel/ns_last_pid");
+  const long max = read_number("/proc/sys/kernel/pid_max");
+  if (last < 0 || max < 0 || highest <= last || highest >= max) return;  // out of reach already
+  UniqueFd fd(::open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC));
+  const std::string value = std::to_string(highest);
+  if (!fd.valid() || ::write(fd.get(), value.data(), value.size()) != static_cast<ssize_t>(value.size()))
+    KLOG_WARN("cannot move the pid counter past {} (a job process may get a pid the job knows as another's): {}",
+              highest, std::strerror(errno));
 }
 
 }  // namespace
@@ -268,8 +297,11 @@ StatusOr<int64_t> JobManager::StartJob(const rpc::ExecSpec& spec, const ResumePo
     job->out[kStderr].StartAt(resume->stderr_offset);
     job->in.StartAt(resume->stdin_offset);
     job->stdin_written = resume->stdin_offset;
+  } else if (spec.stdin_empty) {
+    (void)job->in.Offer(0, {}, /*eof=*/true);  // closed as soon as the job is registered
   }
 
+  SkipPidsThrough(std::max<pid_t>({spec.vpid, spec.home_ppid, resume != nullptr ? resume->highest_vpid : 0}));
   // Unified mode: the root is born in the job's group (no attach: see job_cgroups.h).
   UniqueFd job_cgroup = cgroups_.CreateJob(job->id);
   // Launched into a cgroup, the root is registered only after its exec (job_launcher.h): until
@@ -824,6 +856,7 @@ StatusOr<int64_t> JobManager::Restore(const rpc::RestoreSpec& spec) {
   r.stdin_offset = spec.stdin_offset;
   if (spec.__isset.termios) r.termios = spec.termios;
   r.command = spec.command;
+  for (const JobManifest::Proc& p : manifest.procs) r.highest_vpid = std::max(r.highest_vpid, p.vpid);
   // The restored shims keep the checkpoint directory they were started with (in their
   // memory): the next images land beside these.
   r.ckpt_dir = manifest.ckpt_dir.empty() ? spec.image_path.substr(0, spec.image_path.rfind('/')) : manifest.ckpt_dir;

@@ -121,6 +121,7 @@ class JobManager {
     std::string termios;  // raw struct termios for the new pty, or empty
     std::string command;  // for display
     std::string ckpt_dir; // where the restored shim writes its next image
+    pid_t highest_vpid = 0;  // the highest pid the restored processes are known by
   };
   StatusOr<int64_t> StartJob(const rpc::ExecSpec& spec, const ResumePoint* resume);
   Status AwaitRestored(int64_t id);

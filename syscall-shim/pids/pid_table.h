@@ -5,8 +5,10 @@
 // A job that never moved has one entry, its root (real_root_pid -> vpid, parent home_ppid);
 // every other process is known by its real pid. A restored job has one entry per process that
 // was restored (its pid before the move stays its vpid: PidMapFile), and processes forked
-// since are again known by their real pids. Limitation: a job member whose real pid happens to
-// equal a vpid in the table is shadowed by that entry in kill/getpgid/... arguments.
+// since are again known by their real pids. A job member whose real pid equalled a vpid in the
+// table would be shadowed by that entry in kill/getpgid/... arguments: kite-remoted moves the
+// host's pid counter past the job's vpids when it starts or restores the job (SkipPidsThrough
+// in remoted/job_manager.cc), so that happens only after the counter wraps around pid_max.
 //
 // Thread safety: written only by the process's one thread (the constructor, or the first
 // wrapper call after a restore, with signals blocked), so lookups take no lock and are

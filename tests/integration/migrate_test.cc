@@ -231,6 +231,27 @@ TEST_F(KiteMigrateTest, AJobMovesTwiceAndBackHomeWithNothingLostOrRepeated) {
   EXPECT_EQ(done->stdout_data, Lines(1, kLines));
 }
 
+// A job started with /dev/null as stdin starts at EOF on its first host; the copy a move
+// makes must get that EOF from home too, not wait for stdin for ever.
+TEST_F(KiteMigrateTest, AnEmptyStdinIsStillAtEofAfterAMove) {
+  auto job = cluster_.Spawn("node1", {"sh", "-c",
+                                      "cd /kite && rm -f go && exec kite run --host node2 -- sh -c "
+                                      "'echo ready; until [ -e go ]; do sleep 0.1; done; wc -c; echo \"wc $?\"' "
+                                      "< /dev/null"});
+  ASSERT_OK(job.status());
+  ASSERT_TRUE((*job)->WaitForStdout("ready\n", std::chrono::seconds(30))) << (*job)->Stderr();
+  const int vpid = VpidOf("echo ready");
+  ASSERT_GT(vpid, 0);
+  auto r = Kite({"migrate", std::to_string(vpid), "--to", "node3"});
+  ASSERT_OK(r.status());
+  ASSERT_TRUE(r->Succeeded()) << r->Describe() << r->stdout_data << r->stderr_data;
+  ASSERT_OK(cluster_.Exec("node1", {"touch", "/kite/go"}).status());
+  auto done = (*job)->Wait(std::chrono::seconds(30));
+  ASSERT_OK(done.status());
+  EXPECT_TRUE(done->Succeeded()) << done->Describe();
+  EXPECT_EQ(done->stdout_data, "ready\n0\nwc 0\n");
+}
+
 // A job tree of real programs: sh waiting on `seq | sort | md5sum`, moved mid-sort to another
 // host and then home, pipes and all; the digest equals that of a run that never moved. sort
 // runs with --parallel=1 (its sorting threads could not be migrated yet) and -S (no temporary

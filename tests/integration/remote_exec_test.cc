@@ -108,6 +108,16 @@ TEST_F(RemoteExecTest, HundredMebibytesThroughStdinAndStdoutUnchanged) {
   EXPECT_EQ(r.stdout_data, "same\n");
 }
 
+// /dev/null at home: the job starts at EOF (kRunStdinEmpty, no stdin relayed), and a stdin
+// with bytes in it still arrives whole.
+TEST_F(RemoteExecTest, AnEmptyStdinIsAtEofFromTheStartAndAFullOneArrives) {
+  ProcessResult r = Home(
+      "kite run --host node2 -- sh -c 'wc -c; echo \"cat $?\"' < /dev/null; "
+      "printf 'a\\nb' | kite run --host node2 -- sh -c 'wc -c; echo \"cat $?\"'");
+  ASSERT_TRUE(r.Succeeded()) << r.Describe();
+  EXPECT_EQ(r.stdout_data, "0\ncat 0\n3\ncat 0\n");
+}
+
 TEST_F(RemoteExecTest, StderrStaysSeparateFromStdout) {
   ProcessResult r = Home("kite run --host node3 -- sh -c 'echo out1; echo err1 >&2; echo out2; echo err2 >&2'");
   ASSERT_TRUE(r.Succeeded()) << r.Describe();
@@ -144,6 +154,40 @@ TEST_F(RemoteExecTest, GetpidInTheJobIsTheDeputysPid) {
   in >> deputy >> caller >> job_pid >> job_ppid;
   EXPECT_EQ(job_pid, deputy);
   EXPECT_EQ(job_ppid, caller);
+}
+
+// The job knows its root by the deputy's pid at home. A child forked on the remote host must
+// never get that pid as its own (the shim and a checkpoint would take it for the root), even
+// when the remote's pid counter is just below it: node2's counter is put up to 40 below the
+// deputy's pid before the job starts, and the job then forks 150 children.
+TEST_F(RemoteExecTest, NoChildOfTheJobGetsThePidItsRootIsKnownBy) {
+  ASSERT_TRUE(Home("rm -f go vpid kids.txt; printf 'for i in $(seq 150); do sh -c %s; done\\n' \"'echo \\$\\$'\" "
+                   "> kids.sh").Succeeded());
+  auto p = cluster_->Spawn("node1", {"sh", "-c",
+                                     "cd /kite/t && sh -c 'echo $$ > vpid.tmp && mv vpid.tmp vpid; "
+                                     "until [ -e go ]; do sleep 0.05; done; exec kite run --host node2 -- sh kids.sh' "
+                                     "> kids.txt"});
+  ASSERT_OK(p.status());
+  std::string vpid;
+  for (int i = 0; i < 200 && vpid.empty(); ++i) {
+    vpid = Home("cat vpid 2>/dev/null").stdout_data;
+    if (vpid.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ASSERT_FALSE(vpid.empty());
+  const long v = std::stol(vpid);
+  ASSERT_GT(v, 1);
+  auto set = cluster_->Exec("node2", {"sh", "-c", "echo " + std::to_string(std::max(v - 40, 1L)) +
+                                                      " > /proc/sys/kernel/ns_last_pid"});
+  ASSERT_OK(set.status());
+  ASSERT_TRUE(set->Succeeded()) << set->Describe();
+  ASSERT_TRUE(Home("touch go").Succeeded());
+  auto done = (*p)->Wait(std::chrono::seconds(60));
+  ASSERT_OK(done.status());
+  ASSERT_TRUE(done->Succeeded()) << done->Describe();
+  std::istringstream kids(Home("cat kids.txt").stdout_data);
+  int n = 0;
+  for (long pid; kids >> pid; ++n) EXPECT_NE(pid, v) << "a child of the job got the root's vpid";
+  EXPECT_EQ(n, 150);
 }
 
 TEST_F(RemoteExecTest, ChildrenOfTheJobSeeTheirParentAsTheVpid) {
