@@ -49,6 +49,7 @@ int64_t Evictor::last_clear_ms() const {
 void Evictor::Loop() {
   Clock::time_point started{};
   size_t initial_guests = 0;
+  bool owner_was_back = false;
   std::map<int64_t, int> disowned;  // job id -> consecutive answers of its home not knowing it
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
@@ -62,6 +63,11 @@ void Evictor::Loop() {
     if (owner_back || was_evicting) guests = jobs_->Guests();
     const auto now = Clock::now();
     lock.lock();
+    if (owner_back && !owner_was_back && guests.empty() && !evicting_) {
+      // Said all the same: whoever waits for the host to be clear learns that it is.
+      KLOG_INFO("the owner is back: no guest job to send away, host cleared of 0 guest job(s) in 0 ms");
+    }
+    owner_was_back = owner_back;
     if (owner_back && !guests.empty() && !evicting_) {
       evicting_ = true;
       started = now;

@@ -558,8 +558,11 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
   const bool tree = listed->size() > 1;
   bool own_pipe = false;  // a lone process with a pipe of its own: stopped too, to drain it
   for (const auto& [fd, inode] : JobTree::PipeFds(root)) own_pipe = own_pipe || manifest.StreamOfPipe(inode) < 0;
+  // A lone process holding one file description on two descriptors (`2>&1` to a file) is
+  // stopped too: the sharing is found, and recorded, only while it is still there.
+  const bool shares_files = !tree && !JobTree::SharedFiles({root}).empty();
   union sigval mode;
-  mode.sival_int = tree || own_pipe || after == AfterCheckpoint::kStop ? shim::kCheckpointStop
+  mode.sival_int = tree || own_pipe || shares_files || after == AfterCheckpoint::kStop ? shim::kCheckpointStop
                    : after == AfterCheckpoint::kRun        ? shim::kCheckpointContinue
                                                            : shim::kCheckpointExit;
   const bool stops = mode.sival_int == shim::kCheckpointStop;
@@ -681,6 +684,20 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
     }
     manifest.procs.push_back(mp);
   }
+  if (stops) {
+    // Descriptions several descriptors share, with their offsets now that nothing moves them
+    // (an image's own offset may be older: another holder ran on after it).
+    std::vector<pid_t> live;
+    for (const TreeProcess& p : procs) {
+      if (!p.zombie()) live.push_back(p.pid);
+    }
+    for (const JobTree::SharedFile& f : JobTree::SharedFiles(live)) {
+      JobManifest::Share s;
+      s.pos = f.pos;
+      for (const auto& [pid, fd] : f.holders) s.holders.push_back({vpid(pid), fd});
+      manifest.shares.push_back(std::move(s));
+    }
+  }
   for (const JobManifest::Proc& p : manifest.procs) {
     if (manifest.IndexOf(p.vpgid) < 0 && written.ok())
       written = FailedPrecondition(name + " cannot be checkpointed: process " + std::to_string(p.vpid) +
@@ -778,8 +795,10 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
   if (leave_running) job->input_paused = false;
   lock.unlock();
   if (leave_running) WakeIo();
-  KLOG_INFO("{} checkpointed to {} ({} process(es), {} pipe(s) of its own; stdout {} stderr {} stdin {}){}", name,
-            r.image_path, manifest.procs.size(), manifest.pipes.size(), r.stdout_offset, r.stderr_offset,
+  KLOG_INFO("{} checkpointed to {} ({} process(es), {} pipe(s) of its own, {} shared file description(s); stdout {} "
+            "stderr {} stdin {}){}",
+            name, r.image_path, manifest.procs.size(), manifest.pipes.size(), manifest.shares.size(), r.stdout_offset,
+            r.stderr_offset,
             r.stdin_offset,
             leave_running ? ", left running" : after == AfterCheckpoint::kStop ? ", left stopped" : "");
   return r;

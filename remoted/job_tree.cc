@@ -3,6 +3,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/kcmp.h>
+#include <sys/syscall.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -94,6 +97,50 @@ std::map<int, uint64_t> JobTree::PipeFds(pid_t pid) {
     if (std::sscanf(target, "pipe:[%llu]", &ino) == 1) out[std::atoi(e->d_name)] = ino;
   }
   ::closedir(d);
+  return out;
+}
+
+std::vector<JobTree::SharedFile> JobTree::SharedFiles(const std::vector<pid_t>& pids) {
+  // Descriptors by the file they open; only a file's own descriptors can share a description.
+  std::map<std::pair<dev_t, ino_t>, std::vector<std::pair<pid_t, int>>> by_file;
+  for (pid_t pid : pids) {
+    const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) continue;
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      struct stat st;
+      if (::stat((dir + "/" + e->d_name).c_str(), &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink == 0) continue;
+      by_file[{st.st_dev, st.st_ino}].push_back({pid, std::atoi(e->d_name)});
+    }
+    ::closedir(d);
+  }
+  std::vector<SharedFile> out;
+  for (auto& [file, fds] : by_file) {
+    if (fds.size() < 2) continue;
+    std::vector<SharedFile> descriptions;  // of this file; holders[0] stands for each
+    for (const auto& [pid, fd] : fds) {
+      SharedFile* same = nullptr;
+      for (SharedFile& s : descriptions) {
+        const auto& [rpid, rfd] = s.holders.front();
+        if (::syscall(SYS_kcmp, rpid, pid, KCMP_FILE, rfd, fd) == 0) {
+          same = &s;
+          break;
+        }
+      }
+      if (same == nullptr) same = &descriptions.emplace_back();
+      same->holders.push_back({pid, fd});
+    }
+    for (SharedFile& s : descriptions) {
+      if (s.holders.size() < 2) continue;
+      const auto& [pid, fd] = s.holders.front();
+      std::istringstream info(Slurp("/proc/" + std::to_string(pid) + "/fdinfo/" + std::to_string(fd)));
+      for (std::string line; std::getline(info, line);) {
+        if (line.rfind("pos:", 0) == 0) s.pos = std::strtoll(line.c_str() + 4, nullptr, 10);
+      }
+      out.push_back(std::move(s));
+    }
+  }
   return out;
 }
 

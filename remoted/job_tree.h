@@ -40,6 +40,16 @@ class JobTree {
   // The pipes `pid` holds: descriptor -> the pipe's inode.
   static std::map<int, uint64_t> PipeFds(pid_t pid);
 
+  // An open description of a regular file (one with a name) that more than one descriptor of
+  // the processes holds: dup'd in one process (`2>&1`), or inherited by a child.
+  struct SharedFile {
+    int64_t pos = 0;                              // its file offset, from fdinfo
+    std::vector<std::pair<pid_t, int>> holders;   // (pid, descriptor), two or more
+  };
+  // Every such description among `pids`' descriptors, found with kcmp(KCMP_FILE) among the
+  // descriptors of the same file. Only while the processes are stopped (else the offsets move).
+  static std::vector<SharedFile> SharedFiles(const std::vector<pid_t>& pids);
+
   // Reads every byte buffered in the pipe that `pid` holds as descriptor `fd` (opening it
   // anew through /proc, non-blocking). Only while every process that might read or write it
   // is stopped.

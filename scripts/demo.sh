@@ -21,7 +21,7 @@ readonly shared=/var/lib/kite-sim/$name/shared   # /kite inside the hosts (scrip
 readonly cache=/var/cache/kite-demo              # the unpacked kernel tree, kept across runs
 readonly build_lock=/tmp/kite-build.lock         # one build at a time on this machine
 readonly top_every_s=40                          # a `kite top --once` snapshot this often
-readonly evict_after_s=45                        # node3's owner comes back this far into the build
+readonly evict_after_s=25                        # node3's owner comes back this far into the build
 readonly progress_every_s=30                     # a progress line of the plain build this often
 
 if [[ -t 1 ]]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi

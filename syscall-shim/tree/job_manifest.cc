@@ -61,6 +61,11 @@ std::string JobManifest::Serialize() const {
     }
   }
   for (const Pipe& p : pipes) o << "pipe " << p.inode << " " << (p.data_file.empty() ? "-" : p.data_file) << "\n";
+  for (const Share& s : shares) {
+    o << "share " << s.pos;
+    for (const Holder& h : s.holders) o << " " << h.vpid << " " << h.fd;
+    o << "\n";
+  }
   if (!ckpt_dir.empty()) o << "ckpt-dir " << ckpt_dir << "\n";
   return o.str();
 }
@@ -73,6 +78,8 @@ StatusOr<JobManifest> JobManifest::Parse(const std::string& text) {
   bool seen_stream[3] = {false, false, false};
   std::set<pid_t> live;
   std::set<uint64_t> inodes;
+  std::set<std::pair<pid_t, int>> held;  // descriptors in a share
+  int holders = 0;
   auto bad = [&](const std::string& why) {
     return InvalidArgument("job manifest line " + std::to_string(lineno) + ": " + why);
   };
@@ -130,6 +137,19 @@ StatusOr<JobManifest> JobManifest::Parse(const std::string& text) {
         p.data_file = f[2];
       }
       m.pipes.push_back(std::move(p));
+    } else if (f[0] == "share") {
+      Share s;
+      if (f.size() < 6 || f.size() % 2 != 0 || !Number(f[1], &s.pos) || s.pos < 0) return bad("bad share");
+      if (static_cast<int>(m.shares.size()) == kMaxShares) return bad("too many shares");
+      for (size_t k = 2; k < f.size(); k += 2) {
+        Holder h;
+        if (!Number(f[k], &h.vpid) || !Number(f[k + 1], &h.fd) || h.fd >= (1 << 20)) return bad("bad share holder");
+        if (live.count(h.vpid) == 0) return bad("share holder is not a live process listed before");
+        if (++holders > kMaxShareHolders) return bad("too many share holders");
+        if (!held.insert({h.vpid, h.fd}).second) return bad("descriptor in two shares");
+        s.holders.push_back(h);
+      }
+      m.shares.push_back(std::move(s));
     } else if (f[0] == "ckpt-dir") {
       const std::string dir = line.size() > 9 ? line.substr(9) : "";
       if (dir.empty() || dir[0] != '/' || dir.size() > 4095 || dir.find('\0') != std::string::npos ||
@@ -168,6 +188,15 @@ int JobManifest::StreamOfPipe(uint64_t inode) const {
     if (streams[i].kind == StreamKind::kPipe && streams[i].inode == inode) return i;
   }
   return -1;
+}
+
+const JobManifest::Share* JobManifest::FindShare(pid_t vpid, int fd) const {
+  for (const Share& s : shares) {
+    for (const Holder& h : s.holders) {
+      if (h.vpid == vpid && h.fd == fd) return &s;
+    }
+  }
+  return nullptr;
 }
 
 const JobManifest::Pipe* JobManifest::FindPipe(uint64_t inode) const {

@@ -11,12 +11,18 @@
 //   proc <vpid> <vparent> <vpgid> image <file>     a live process and its image
 //   proc <vpid> <vparent> <vpgid> exited <status>  a child that had exited, not yet reaped
 //   pipe <inode> <file|->           a pipe of the job's own and its unread bytes (- : none)
+//   share <pos> <vpid> <fd> <vpid> <fd>...
+//                                   one open description of a regular file that several
+//                                   descriptors hold (dup, 2>&1, inherited by a child), and its
+//                                   file offset: restored as one description again
 //   ckpt-dir <absolute path>        where the job's shims write their next images (optional;
 //                                   absent: the manifest's own directory)
 // The first proc is the job's root (vparent 0: its parent is at home); every other proc's
 // vparent is a live proc listed before it; vpgid is a listed proc. Pids are vpids: the pids the
 // job knows (pid_map_file.h). <file> names a file in the manifest's own directory (no '/').
-// Every stream is listed exactly once. At most kMaxProcs procs and kMaxPipes pipes.
+// Every stream is listed exactly once. At most kMaxProcs procs and kMaxPipes pipes. A share
+// names at least two descriptors, each of a live proc listed before it, and no descriptor is in
+// two shares; at most kMaxShares shares.
 #pragma once
 
 #include <sys/types.h>
@@ -33,6 +39,8 @@ namespace kite {
 struct JobManifest {
   static constexpr int kMaxProcs = 64;  // the shim's PidTable::kCapacity
   static constexpr int kMaxPipes = 256;
+  static constexpr int kMaxShares = 256;
+  static constexpr int kMaxShareHolders = 1024;
   static constexpr char kHeader[] = "kite-job-checkpoint 1";
 
   enum class StreamKind { kNone, kPipe, kTty };
@@ -52,10 +60,20 @@ struct JobManifest {
     uint64_t inode = 0;
     std::string data_file;  // empty: no unread bytes
   };
+  struct Holder {
+    pid_t vpid = 0;
+    int fd = 0;
+    bool operator==(const Holder&) const = default;
+  };
+  struct Share {
+    int64_t pos = 0;               // the description's file offset
+    std::vector<Holder> holders;   // at least two
+  };
 
   Stream streams[3];
   std::vector<Proc> procs;  // procs[0] is the root
   std::vector<Pipe> pipes;
+  std::vector<Share> shares;
   // The checkpoint directory the restored shims keep in their memory (KITE_CKPT_DIR when the
   // job started): a restored job's next checkpoint lands there. Empty: the manifest's own
   // directory (true unless the checkpoint was moved elsewhere, as `kite checkpoint --to` does).
@@ -70,6 +88,8 @@ struct JobManifest {
   // The stream (0-2) whose pipe is `inode`, or -1.
   int StreamOfPipe(uint64_t inode) const;
   const Pipe* FindPipe(uint64_t inode) const;
+  // The share that descriptor `fd` of `vpid` is in, or null.
+  const Share* FindShare(pid_t vpid, int fd) const;
 };
 
 // The files of the checkpoint whose manifest is `manifest_path`: the manifest itself and the

@@ -3,13 +3,16 @@
 // kite-remoted starts it as the new job's root, with the new job's stdin, stdout and stderr as
 // 0, 1, 2, in a session of its own. It
 //   1. reads the manifest and every image's descriptor table (validated as kite-restore does);
-//   2. makes a new pipe for every pipe of the job's own and puts its unread bytes back;
+//   2. makes a new pipe for every pipe of the job's own and puts its unread bytes back, and
+//      opens once every file description that several descriptors shared (manifest `share`:
+//      the image's path and flags, the recorded offset);
 //   3. forks the tree in shape: each process forks its own children, so that a restored parent
 //      is the real parent of its restored children and wait() works natively; process groups
 //      are made again; a child that had exited is forked and exits with its status after the
 //      tree is released, so its parent reaps it as it would have;
 //   4. has every process exec kite-restore on its image, with --inherit for each pipe end
-//      (the standard streams' pipes are our own 0, 1, 2), --ready-fd and --go-fd;
+//      (the standard streams' pipes are our own 0, 1, 2) and shared description, --ready-fd
+//      and --go-fd;
 //   5. once every process is ready (its image valid, its files open), writes the job's pid map
 //      (pid_map_file.h: vpid -> new real pid) and becomes the root itself: kite-restore
 //      --release-fd gives the word, and only then does any restored process run.
@@ -85,8 +88,18 @@ struct PipeEnd {
   uint64_t inode;
   bool write;
 };
+// An image's regular-file descriptors, as kite-restore would reopen them.
+struct FileEnd {
+  int fd;
+  uint32_t open_flags;
+  std::string path;
+};
+struct ImageFds {
+  std::vector<PipeEnd> pipes;
+  std::vector<FileEnd> files;
+};
 
-std::vector<PipeEnd> PipeEndsOf(const std::string& path) {
+ImageFds ImageFdsOf(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) Die(kExitInvalid, "cannot open image " + path + ": " + std::strerror(errno));
   struct stat st;
@@ -99,21 +112,24 @@ std::vector<PipeEnd> PipeEndsOf(const std::string& path) {
   kite_img_view view;
   kite_img_error err;
   if (kite_img_validate_buffer(map, size, &view, &err) != 0) Die(kExitInvalid, path + ": invalid image: " + err.msg);
-  std::vector<PipeEnd> ends;
+  ImageFds out;
   for (uint64_t i = 0; i < view.nfds; ++i) {
     const kite_img_fd& f = view.fds[i];
     if (f.kind == KITE_FD_PIPE)
-      ends.push_back({f.fd, static_cast<uint64_t>(f.offset), (f.open_flags & O_ACCMODE) == O_WRONLY});
+      out.pipes.push_back({f.fd, static_cast<uint64_t>(f.offset), (f.open_flags & O_ACCMODE) == O_WRONLY});
+    else if (f.kind == KITE_FD_FILE)
+      out.files.push_back({f.fd, f.open_flags, kite_img_string(&view, f.path)});
   }
   ::munmap(map, size);
-  return ends;
+  return out;
 }
 
 struct Plan {
   JobManifest manifest;
   std::string dir;
-  std::vector<std::vector<PipeEnd>> ends;   // per proc (live ones)
+  std::vector<ImageFds> ends;               // per proc (live ones)
   std::map<uint64_t, std::pair<int, int>> pipes;  // inode -> (read end, write end), ours
+  std::vector<int> shared;                  // per manifest share: the description, ours
   std::vector<std::string> restore_args;    // --allow-root / --expect-uid, passed on
   std::string restorer;                     // kite-restore beside us
   int go_read = -1, go_write = -1;
@@ -140,7 +156,7 @@ void FillPipe(const Plan& plan, const JobManifest::Pipe& p, int write_end) {
 std::vector<std::string> RestoreArgv(const Plan& plan, size_t i) {
   std::vector<std::string> argv = {plan.restorer};
   argv.insert(argv.end(), plan.restore_args.begin(), plan.restore_args.end());
-  for (const PipeEnd& e : plan.ends[i]) {
+  for (const PipeEnd& e : plan.ends[i].pipes) {
     int stream = plan.manifest.StreamOfPipe(e.inode);
     int given;
     if (stream >= 0) {
@@ -155,7 +171,40 @@ std::vector<std::string> RestoreArgv(const Plan& plan, size_t i) {
     argv.push_back("--inherit");
     argv.push_back(std::to_string(e.fd) + "=" + std::to_string(given));
   }
+  const pid_t vpid = plan.manifest.procs[i].vpid;
+  for (size_t s = 0; s < plan.manifest.shares.size(); ++s) {
+    for (const JobManifest::Holder& h : plan.manifest.shares[s].holders) {
+      if (h.vpid != vpid) continue;
+      argv.push_back("--inherit");
+      argv.push_back(std::to_string(h.fd) + "=" + std::to_string(plan.shared[s]));
+    }
+  }
   return argv;
+}
+
+// Opens the description of manifest share `s` as its holders' images have it (a regular file,
+// by path, with their flags), at the offset the checkpoint recorded.
+int OpenShared(const Plan& plan, const JobManifest::Share& s) {
+  const FileEnd* first = nullptr;
+  for (const JobManifest::Holder& h : s.holders) {
+    const FileEnd* found = nullptr;
+    for (const FileEnd& f : plan.ends[static_cast<size_t>(plan.manifest.IndexOf(h.vpid))].files) {
+      if (f.fd == h.fd) found = &f;
+    }
+    if (found == nullptr)
+      Die(kExitInvalid, "process " + std::to_string(h.vpid) + "'s descriptor " + std::to_string(h.fd) +
+                            " is shared in the manifest but is no regular file in its image");
+    if (first != nullptr && (found->path != first->path || found->open_flags != first->open_flags))
+      Die(kExitInvalid, "the descriptors of a shared description name different files or flags (" + first->path +
+                            ", " + found->path + ")");
+    first = found;
+  }
+  const int flags = static_cast<int>(first->open_flags & ~static_cast<uint32_t>(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY));
+  const int fd = ::open(first->path.c_str(), flags);
+  if (fd < 0) Die(kExitHost, "cannot reopen " + first->path + ": " + std::strerror(errno));
+  if (::lseek(fd, s.pos, SEEK_SET) != s.pos)
+    Die(kExitHost, "cannot seek " + first->path + " to " + std::to_string(s.pos) + ": " + std::strerror(errno));
+  return fd;
 }
 
 [[noreturn]] void Exec(const std::vector<std::string>& argv, const std::string& image) {
@@ -215,6 +264,7 @@ void RunNode(Plan& plan, size_t i) {
       ::close(ends.first);
       ::close(ends.second);
     }
+    for (int fd : plan.shared) ::close(fd);
     for (size_t k = 0; k < plan.ready_write.size(); ++k) {
       if (plan.ready_write[k] >= 0) ::close(plan.ready_write[k]);
       if (plan.ready_read[k] >= 0) ::close(plan.ready_read[k]);
@@ -333,8 +383,9 @@ int Main(int argc, char** argv) {
   const size_t nprocs = plan.manifest.procs.size();
   plan.ends.resize(nprocs);
   for (size_t i = 0; i < nprocs; ++i) {
-    if (!plan.manifest.procs[i].exited) plan.ends[i] = PipeEndsOf(plan.dir + "/" + plan.manifest.procs[i].image);
+    if (!plan.manifest.procs[i].exited) plan.ends[i] = ImageFdsOf(plan.dir + "/" + plan.manifest.procs[i].image);
   }
+  for (const JobManifest::Share& s : plan.manifest.shares) plan.shared.push_back(OpenShared(plan, s));
   for (const JobManifest::Pipe& p : plan.manifest.pipes) {
     int fds[2];
     if (::pipe(fds) < 0) Die(kExitHost, std::string("pipe: ") + std::strerror(errno));

@@ -252,6 +252,49 @@ TEST_F(KiteMigrateTest, AnEmptyStdinIsStillAtEofAfterAMove) {
   EXPECT_EQ(done->stdout_data, "ready\n0\nwc 0\n");
 }
 
+// One file description on several descriptors: the shell's stdout and stderr to one file
+// (`exec >out 2>&1`), inherited by each `sleep` and by a subshell. Moved during the first loop
+// and again during the subshell's; every line lands once, in order, as if it never moved: the
+// restored descriptors share one description (and its offset) again, not one copy each.
+TEST_F(KiteMigrateTest, DescriptorsSharingAFileDescriptionStillShareItAfterMoves) {
+  const std::string script =
+      "exec >shared.out 2>&1; i=0; while [ $i -lt 40 ]; do echo \"o $i\"; echo \"e $i\" >&2; i=$((i+1)); "
+      "sleep 0.05; done; (j=0; while [ $j -lt 40 ]; do echo \"sub $j\"; j=$((j+1)); sleep 0.05; done); echo end";
+  ASSERT_OK(cluster_.Exec("node1", {"sh", "-c", "mkdir -p /kite/t && rm -f /kite/t/shared.out"}).status());
+  auto job = cluster_.Spawn("node1", {"sh", "-c", "cd /kite/t && exec kite run --host node2 -- sh -c '" + script + "'"});
+  ASSERT_OK(job.status());
+  auto wait_for = [&](const std::string& line) {
+    for (int i = 0; i < 600; ++i) {
+      auto r = cluster_.Exec("node1", {"grep", "-qx", line, "/kite/t/shared.out"});
+      if (r.ok() && r->Succeeded()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  };
+  ASSERT_TRUE(wait_for("o 10"));
+  const int vpid = VpidOf("shared.out");
+  ASSERT_GT(vpid, 0);
+  for (const auto& [after, to] : {std::pair{"o 12", "node3"}, std::pair{"sub 10", "node1"}}) {
+    ASSERT_TRUE(wait_for(after)) << "before the move to " << to;
+    auto r = Kite({"migrate", std::to_string(vpid), "--to", to});
+    ASSERT_OK(r.status());
+    ASSERT_TRUE(r->Succeeded()) << to << ": " << r->Describe() << r->stdout_data << r->stderr_data;
+  }
+  auto done = (*job)->Wait(std::chrono::seconds(60));
+  ASSERT_OK(done.status());
+  EXPECT_TRUE(done->Succeeded()) << done->Describe();
+  std::string want;
+  for (int i = 0; i < 40; ++i) want += "o " + std::to_string(i) + "\ne " + std::to_string(i) + "\n";
+  for (int j = 0; j < 40; ++j) want += "sub " + std::to_string(j) + "\n";
+  want += "end\n";
+  auto got = cluster_.Exec("node1", {"cat", "/kite/t/shared.out"});
+  ASSERT_OK(got.status());
+  EXPECT_EQ(got->stdout_data, want);
+  std::ifstream log(cluster_.LogPath("node2", "remoted"));
+  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(text, ::testing::ContainsRegex("[1-9][0-9]* shared file description")) << "node2 recorded no sharing";
+}
+
 // A job tree of real programs: sh waiting on `seq | sort | md5sum`, moved mid-sort to another
 // host and then home, pipes and all; the digest equals that of a run that never moved. sort
 // runs with --parallel=1 (its sorting threads could not be migrated yet) and -S (no temporary

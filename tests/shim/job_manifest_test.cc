@@ -30,6 +30,7 @@ TEST(JobManifestTest, RoundTripsAShellWithAPipeline) {
   m.procs.push_back({5002, 4242, 4242, true, "", 256});
   m.pipes.push_back({777, "job-1.pipe-777"});
   m.pipes.push_back({778, ""});
+  m.shares.push_back({12345, {{4242, 1}, {4242, 2}, {5001, 1}}});
   m.ckpt_dir = "/kite/.kite-ckpt/node2/1000";
   auto back = JobManifest::Parse(m.Serialize());
   ASSERT_TRUE(back.ok()) << back.status().ToString() << "\n" << m.Serialize();
@@ -43,6 +44,11 @@ TEST(JobManifestTest, RoundTripsAShellWithAPipeline) {
   EXPECT_TRUE(back->procs[2].exited);
   EXPECT_EQ(back->procs[2].wait_status, 256);
   EXPECT_EQ(back->ckpt_dir, "/kite/.kite-ckpt/node2/1000");
+  ASSERT_EQ(back->shares.size(), 1u);
+  EXPECT_EQ(back->FindShare(5001, 1), &back->shares[0]);
+  EXPECT_EQ(back->FindShare(5001, 2), nullptr);
+  EXPECT_EQ(back->shares[0].pos, 12345);
+  EXPECT_EQ(back->shares[0].holders.size(), 3u);
 }
 
 TEST(JobManifestTest, RefusesWhatTheFormatForbids) {
@@ -74,6 +80,15 @@ TEST(JobManifestTest, RefusesWhatTheFormatForbids) {
            {Manifest("proc 5 0 5 image a.img\nckpt-dir /a/../etc\n"), "bad ckpt-dir"},
            {Manifest("proc 5 0 5 image a.img\nckpt-dir /a/\n"), "bad ckpt-dir"},
            {Manifest("proc 5 0 5 image a.img\nckpt-dir /a\nckpt-dir /b\n"), "listed twice"},
+           {Manifest("proc 5 0 5 image a.img\nshare 0 5 1\n"), "bad share"},  // one holder only
+           {Manifest("proc 5 0 5 image a.img\nshare -1 5 1 5 2\n"), "bad share"},
+           {Manifest("proc 5 0 5 image a.img\nshare 0 5 1 5\n"), "bad share"},
+           {Manifest("proc 5 0 5 image a.img\nshare 0 5 1 6 1\n"), "not a live process"},
+           {Manifest("proc 5 0 5 image a.img\nproc 6 5 5 exited 0\nshare 0 5 1 6 1\n"), "not a live process"},
+           {Manifest("proc 5 0 5 image a.img\nshare 0 5 1 5 x\n"), "bad share holder"},
+           {Manifest("proc 5 0 5 image a.img\nshare 0 5 1 5 1048576\n"), "bad share holder"},
+           {Manifest("proc 5 0 5 image a.img\nshare 0 5 1 5 2\nshare 9 5 2 5 3\n"), "two shares"},
+           {Manifest("proc 5 0 5 image a.img\nshare 0 5 1 5 1\n"), "two shares"},
        }) {
     auto m = JobManifest::Parse(c.text);
     ASSERT_FALSE(m.ok()) << c.text;
