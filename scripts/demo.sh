@@ -79,36 +79,8 @@ logged() {
   fi
 }
 
-# The kernel tree is unpacked once into $cache and reused while the tarball is the same. A build
-# only adds files to its tree, so the hosts get hard links (cheap); should anything ever write
-# into a linked file, its mtime is newer than the stamp and the tree is unpacked again.
-prepare_cache() {
-  local tarball=$1 key tmp top
-  key="$tarball $(stat -c '%s %Y' "$tarball")"
-  mkdir -p "$cache"
-  if [[ -d $cache/linux && -f $cache/linux.stamp && $(<"$cache/linux.stamp") == "$key" &&
-        -z $(find "$cache/linux" -type f -newer "$cache/linux.stamp" -print -quit) ]]; then
-    echo "unpacked tree cached in $cache/linux (from $tarball)"
-    return 0
-  fi
-  echo "unpacking $tarball into $cache/linux (once: later runs reuse it)"
-  rm -rf "$cache/linux" "$cache/linux.stamp" "$cache"/unpack.*
-  tmp=$(mktemp -d "$cache/unpack.XXXXXX")
-  tar -C "$tmp" -xJf "$tarball"
-  top=$(find "$tmp" -mindepth 1 -maxdepth 1)
-  [[ $(wc -l <<<"$top") -eq 1 && -f $top/Makefile ]] || die "$tarball does not hold one kernel tree"
-  mv "$top" "$cache/linux"
-  rmdir "$tmp"
-  echo "$key" >"$cache/linux.stamp"
-}
-
-place_tree() {  # place_tree DEST: the cached tree at DEST (in the shared directory)
-  if [[ $(stat -c %d "$cache") == "$(stat -c %d "$shared")" ]]; then
-    cp -al "$cache/linux" "$1"
-  else
-    cp -a "$cache/linux" "$1"
-  fi
-}
+# shellcheck source=scripts/lib/kernel-tree.sh
+source "$repo/scripts/lib/kernel-tree.sh"
 
 top_loop() {  # kite top snapshots while the build runs
   local out
@@ -147,33 +119,6 @@ progress_loop() {  # progress_loop LOG: the plain build's latest line now and th
 }
 
 stop_bg() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
-
-# compare_builds A B IMAGE: vmlinux, IMAGE and every object of tree A against tree B, with cmp.
-compare_builds() {
-  local a=$1 b=$2 image=$3 f n=0
-  local -a diffs=()
-  while IFS= read -r f; do
-    [[ -n $f ]] && diffs+=("$f: made by only one of the builds")
-  done < <(comm -3 <(cd "$a" && find . -name '*.o' -type f | sort) \
-                   <(cd "$b" && find . -name '*.o' -type f | sort) | tr -d '\t')
-  while IFS= read -r f; do
-    n=$((n + 1))
-    if [[ ! -f $a/$f || ! -f $b/$f ]]; then
-      diffs+=("$f: missing from $([[ -f $a/$f ]] && echo "$b" || echo "$a")")
-    elif ! cmp -s "$a/$f" "$b/$f"; then
-      diffs+=("$f: $(cmp "$a/$f" "$b/$f" 2>&1 | head -n 1)")
-    fi
-  done < <(printf '%s\n' vmlinux "$image"; comm -12 <(cd "$a" && find . -name '*.o' -type f | sort) \
-                                                    <(cd "$b" && find . -name '*.o' -type f | sort))
-  if ((${#diffs[@]} == 0)); then
-    echo "identical: vmlinux, $image and all $((n - 2)) objects, byte for byte (cmp)"
-    return 0
-  fi
-  echo "DIFFERENT: ${#diffs[@]} of $n files differ between the kite make and the plain make build:"
-  printf '  %s\n' "${diffs[@]:0:20}"
-  ((${#diffs[@]} <= 20)) || echo "  ... and $((${#diffs[@]} - 20)) more"
-  return 1
-}
 
 # ---------------------------------------------------------------------------------------------
 
@@ -227,16 +172,10 @@ wait
 EOF
 )"
 
-# The kernel build: the same environment for both builds, with the variables that would put the
-# time, user, host and a build counter into the kernel fixed, so that two builds can be equal.
-unset ARCH SUBARCH CROSS_COMPILE LLVM KBUILD_OUTPUT KCFLAGS KCPPFLAGS KAFLAGS KBUILD_EXTRA_WARN \
-      MAKEFLAGS MFLAGS MAKELEVEL
-export KBUILD_BUILD_TIMESTAMP='Mon Jan  1 00:00:00 UTC 2024' KBUILD_BUILD_USER=kite \
-       KBUILD_BUILD_HOST=kite-demo KBUILD_BUILD_VERSION=1
+kernel_build_env  # the same environment for both builds (scripts/lib/kernel-tree.sh)
 
 say "the Linux kernel source (Debian's linux-source) in the shared tree, /kite/linux on every host"
-tarball=$(find /usr/src -maxdepth 1 -name 'linux-source-*.tar.xz' | sort -V | tail -n 1)
-[[ -n $tarball ]] || die "no /usr/src/linux-source-*.tar.xz: scripts/install-deps.sh installs linux-source"
+tarball=$(kernel_tarball)
 prepare_cache "$tarball"
 place_tree "$shared/linux"
 

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# The demo's code base, measured: a Linux kernel (Debian's linux-source, tinyconfig) built with
+# `kite make` on a simulated cluster against a plain `make -j2` of the same tree at the same path,
+# outputs compared byte for byte (vmlinux, the boot image, every object).
+#
+#   bench/make/kernel.sh                      issue 4's speedup: N hosts (default 4) at 0.5 core
+#                                             against plain make -j2 on one host at 0.5 core
+#   bench/make/kernel.sh --evict node3,node4  issue 6's eviction: those hosts' owners come back
+#                                             mid-build (--evict-at S, default 20 s); each must
+#                                             clear, and kite make's summary says how many
+#                                             recipes migrated and how many were requeued
+#   --reference uncapped                      the plain build runs on the machine itself (all its
+#                                             cores, in a private mount namespace with the shared
+#                                             tree at /kite): a faster reference for correctness
+#                                             only, no speedup is printed (the test suite's mode)
+#   --hosts N, --cpu F, --slots S             the cluster: hosts (default 4), each one's CPU cap
+#                                             in cores (0.5) and guest slots (2)
+#   --no-lock                                 do not take /tmp/kite-build.lock (the test suite,
+#                                             which runs alone, calls it so)
+#
+# Exit status 0 only when the outputs are identical (and, with --evict, every evicted host was
+# cleared and the summary line is there). Tears its cluster down on any exit. Needs root; run
+# it alone (it takes the build lock): the hosts' caps only mean something on a quiet machine.
+# shellcheck disable=SC2016  # single-quoted commands are expanded on the hosts, on purpose
+set -euo pipefail
+
+hosts=4 cpu=0.5 slots=2 evict="" evict_at=20 reference=capped lock=1
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+while (($#)); do
+  case $1 in
+    --hosts) hosts=$2; shift 2 ;;
+    --cpu) cpu=$2; shift 2 ;;
+    --slots) slots=$2; shift 2 ;;
+    --evict) evict=$2; shift 2 ;;
+    --evict-at) evict_at=$2; shift 2 ;;
+    --reference) reference=$2; shift 2 ;;
+    --no-lock) lock=0; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "kernel.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+[[ $hosts =~ ^[2-9]$ ]] || { echo "kernel.sh: --hosts wants 2..9" >&2; exit 2; }
+[[ $reference == capped || $reference == uncapped ]] || { echo "kernel.sh: --reference capped|uncapped" >&2; exit 2; }
+IFS=, read -r -a evicted <<<"$evict"
+for h in "${evicted[@]}"; do
+  [[ $h =~ ^node([2-9])$ && ${BASH_REMATCH[1]} -le $hosts ]] ||
+    { echo "kernel.sh: --evict takes guest hosts node2..node$hosts, not '$h'" >&2; exit 2; }
+done
+[[ $(id -u) -eq 0 ]] || { echo "kernel.sh: run me as root (namespaces, cgroups, mounts)" >&2; exit 1; }
+
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+export KITE_BIN=${KITE_BIN:-$repo/build/bin}
+name="kkb$$"
+shared=/var/lib/kite-sim/$name/shared
+cache=${KITE_KERNEL_CACHE:-/var/cache/kite-demo}  # shared with scripts/demo.sh
+logs=$(mktemp -d /tmp/kite-kernel.XXXXXX)
+die() { echo "kernel.sh: $*" >&2; exit 1; }
+cluster() { "$repo/scripts/cluster" --name "$name" "$@"; }
+on() { local host=$1; shift; cluster exec "$host" -- bash -c "set -euo pipefail; $*"; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+bg=()
+cleanup() {
+  local rc=$?
+  for p in "${bg[@]}"; do kill "$p" 2>/dev/null || true; done
+  cluster down >/dev/null 2>&1 || true
+  if ((rc == 0)); then rm -rf "$logs"; else echo "kernel.sh: logs in $logs" >&2; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+# shellcheck source=scripts/lib/kernel-tree.sh
+source "$repo/scripts/lib/kernel-tree.sh"
+kernel_build_env
+
+if ((lock)); then
+  exec 9>/tmp/kite-build.lock
+  flock 9
+fi
+echo "bringing up $hosts hosts at $cpu core, $slots slots each..." >&2
+cluster up "$hosts" --cpu "$cpu" --slots "$slots" >&2
+prepare_cache "$(kernel_tarball)" >&2
+place_tree "$shared/linux"
+on node1 'cd /kite/linux && make -s tinyconfig' >"$logs/tinyconfig.log" 2>&1 || die "make tinyconfig failed ($logs)"
+image=$(on node1 'cd /kite/linux && make -s image_name')
+
+# With --evict: at evict_at s each listed host's owner comes back; then wait (at most 60 s)
+# for its remoted to say it is clear. One line per host on fd 3 (the report).
+evictor() {
+  sleep "$evict_at"
+  local h before=() i
+  for i in "${!evicted[@]}"; do
+    before[i]=$(grep -c 'host cleared of' "/run/kite-sim/$name/${evicted[i]}/remoted.log" 2>/dev/null || true)
+  done
+  on node1 "for h in ${evicted[*]}; do kite owner \$h active; done" >/dev/null
+  for i in "${!evicted[@]}"; do
+    h=${evicted[i]}
+    local log=/run/kite-sim/$name/$h/remoted.log cleared=""
+    for _ in $(seq 600); do
+      if [[ $(grep -c 'host cleared of' "$log" 2>/dev/null || true) -gt ${before[i]:-0} ]]; then
+        cleared=$(grep 'host cleared of' "$log" | tail -n 1 | sed 's/.*host cleared of/cleared of/')
+        break
+      fi
+      sleep 0.1
+    done
+    echo "$h: ${cleared:-NOT cleared 60 s after its owner came back}"
+  done >"$logs/evictions"
+}
+
+echo "kite make on $hosts hosts..." >&2
+if ((${#evicted[@]})); then
+  evictor &
+  bg+=("$!")
+fi
+t0=$(now)
+on node1 'cd /kite/linux && kite make' >"$logs/kite-make.log" 2>&1 || { tail -n 30 "$logs/kite-make.log" >&2; die "kite make failed"; }
+t1=$(now)
+if ((${#evicted[@]})); then wait "${bg[0]}" || true; fi
+kite_s=$(elapsed "$t0" "$t1")
+summary=$(grep -E '^kite make:|^  (node[0-9]|home) |evicted while running' "$logs/kite-make.log" || true)
+
+echo "plain make -j2 ($reference)..." >&2
+mv "$shared/linux" "$shared/linux.kite"
+place_tree "$shared/linux"
+if [[ $reference == capped ]]; then
+  on node1 'cd /kite/linux && make -s tinyconfig' >/dev/null 2>&1
+  t2=$(now)
+  on node1 'cd /kite/linux && make -j2' >"$logs/plain-make.log" 2>&1 || die "plain make failed ($logs)"
+  t3=$(now)
+else
+  # The same path, /kite/linux, outside the hosts: their mountpoint exists on the real root while
+  # a cluster is up; a private mount namespace puts the shared tree on it for this build only.
+  t2=$(now)
+  unshare -m --propagation private bash -c 'mount --bind "$1" /kite && cd /kite/linux && make -s tinyconfig &&
+    make -j"$(nproc)"' bash "$shared" >"$logs/plain-make.log" 2>&1 || die "plain make failed ($logs)"
+  t3=$(now)
+fi
+plain_s=$(elapsed "$t2" "$t3")
+
+ok=0
+compare=$(compare_builds "$shared/linux.kite" "$shared/linux" "$image") || ok=1
+echo
+echo "| build of Linux $(on node1 'cd /kite/linux.kite && make -s kernelversion') (tinyconfig), hosts at $cpu core | wall s |"
+echo "|---|---:|"
+echo "| kite make on $hosts hosts ($slots slots each) | $kite_s |"
+if [[ $reference == capped ]]; then
+  echo "| plain make -j2 on one host | $plain_s |"
+  echo
+  awk -v k="$kite_s" -v p="$plain_s" -v n="$hosts" 'BEGIN { printf "speedup: %.2f (target %.1f = 0.8 x %d)\n", p / k, 0.8 * n, n }'
+else
+  echo "| plain make -j$(nproc) on the machine itself, uncapped (reference for the outputs only) | $plain_s |"
+fi
+echo
+echo "$summary"
+echo "$compare"
+if ((${#evicted[@]})); then
+  echo "owners back at ${evict_at} s on ${evicted[*]}:"
+  sed 's/^/  /' "$logs/evictions"
+  grep -q 'NOT cleared' "$logs/evictions" && ok=1
+  grep -qE 'evicted while running: [0-9]+ migrated, [0-9]+ requeued' <<<"$summary" ||
+    { echo "kite make's summary does not say how many recipes migrated and were requeued"; ok=1; }
+fi
+exit "$ok"
