@@ -463,6 +463,9 @@ void DeputySession::RelayOutput() {
       e.stime_us = out.rusage.stime_us;
       e.maxrss_kb = out.rusage.maxrss_kb;
       SendDeputy(wire::Frame(wire::MsgType::kExit, e));
+      // The host gave the slot back at the exit: count it free now, not once the release is
+      // done, or make's next recipe, started the moment this deputy exits, finds no slot.
+      if (w.host != ctx_.config.host_name && !slot_noted_free_.exchange(true)) ctx_.hosts.NoteReleased(w.host);
       ctx_.pool.Release(w.host, std::move(conn));
       {
         std::lock_guard<std::mutex> lock(move_mu_);
@@ -580,7 +583,7 @@ void DeputySession::FinishRemote() {
     KLOG_WARN("releasing job {} on {}: {}", w.job_id, w.host, s.ToString());
   // Released, or the host forgot it (restart, GC): either way this home no longer holds it. A
   // failed release (host unreachable) also stops counting: the host's reports tell the rest.
-  if (w.host != ctx_.config.host_name) ctx_.hosts.NoteReleased(w.host);
+  if (w.host != ctx_.config.host_name && !slot_noted_free_.exchange(true)) ctx_.hosts.NoteReleased(w.host);
 }
 
 // --- moves -------------------------------------------------------------------------------

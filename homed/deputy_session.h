@@ -135,6 +135,7 @@ class DeputySession : public std::enable_shared_from_this<DeputySession> {
 
   std::atomic<bool> job_over_{false};      // exit status delivered, or the job was lost
   std::atomic<bool> deputy_gone_{false};
+  std::atomic<bool> slot_noted_free_{false};  // the current host's slot counted free (NoteReleased)
 
   std::mutex in_mu_;
   std::condition_variable in_cv_;

@@ -114,6 +114,9 @@ struct JobManager::Job {
   // Restored here because this is its home (a job coming home): it takes no guest slot and is
   // no guest (not evicted, not in Guests()).
   bool at_home = false;
+  // Its guest slot went back when it exited (FreeSlotLocked): a build's next recipe may take it
+  // before the home has released this one.
+  bool slot_freed = false;
 
   // Fds. Set by Start before the job reaches the I/O thread; from then on changed (closed)
   // only by the I/O thread with mu_ held. -1: closed or absent.
@@ -1011,10 +1014,7 @@ Status JobManager::Release(int64_t id) {
                  std::chrono::duration_cast<std::chrono::seconds>(kReapTimeout).count());
     job->released = true;
     jobs_.erase(id);
-    if (!job->at_home) {
-      --used_slots_;
-      fair_.Released(job->home_host);
-    }
+    FreeSlotLocked(*job);
     job->cv.notify_all();
   }
   WakeIo();  // closes the job's fds
@@ -1319,6 +1319,7 @@ bool JobManager::Maintain(Job& job, Clock::time_point now, Clock::time_point* ne
     std::lock_guard<std::mutex> lock(mu_);
     CloseAllLocked(job);  // a descendant still writing now gets EPIPE, as from a closed terminal
     job.in.Discard();
+    FreeSlotLocked(job);
     job.phase = Job::Phase::kExited;
     job.exited_at = now;
     job.cv.notify_all();
@@ -1327,6 +1328,13 @@ bool JobManager::Maintain(Job& job, Clock::time_point now, Clock::time_point* ne
   std::lock_guard<std::mutex> lock(mu_);
   SyncEpollLocked(job);
   return true;
+}
+
+void JobManager::FreeSlotLocked(Job& job) {
+  if (job.at_home || job.slot_freed) return;
+  job.slot_freed = true;
+  --used_slots_;
+  fair_.Released(job.home_host);
 }
 
 void JobManager::SyncEpollLocked(Job& job) {

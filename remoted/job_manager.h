@@ -144,6 +144,8 @@ class JobManager {
   void SyncEpollLocked(Job& job);  // REQUIRES(mu_)
   void CloseFdLocked(Job& job, int fd);  // REQUIRES(mu_)
   void CloseAllLocked(Job& job);   // REQUIRES(mu_)
+  // Gives the job's guest slot back (once): at its exit, or at its release.
+  void FreeSlotLocked(Job& job);   // REQUIRES(mu_)
 
   void HousekeepingLoop();
 
