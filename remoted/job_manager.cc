@@ -138,6 +138,10 @@ struct JobManager::Job {
   bool input_paused = false;   // GUARDED_BY(mu_): checkpointing: nothing more is written to stdin
   bool checkpointing = false;  // GUARDED_BY(mu_): a Checkpoint() call is in flight
   bool move_stopped = false;   // GUARDED_BY(mu_): stopped by checkpoint_job(stop) until release/resume
+  // GUARDED_BY(mu_): checkpoints done. A read_output waiting when one ends returns at once: a
+  // stopped job writes nothing more, and the home's mover waits for its relay to have read up to
+  // the checkpoint's offsets before it lets the stopped copy go.
+  uint64_t checkpoints = 0;
   Phase phase = Phase::kRunning;  // GUARDED_BY(mu_)
   bool root_reaped = false;       // GUARDED_BY(mu_)
   int wait_status = 0;            // GUARDED_BY(mu_)
@@ -408,9 +412,10 @@ StatusOr<rpc::JobOutput> JobManager::ReadOutput(int64_t id, int64_t out_ack, int
   }
   job->last_contact = Clock::now();
   if (unpaused) WakeIo();
+  const uint64_t checkpoints = job->checkpoints;
   job->cv.wait_for(lock, std::chrono::milliseconds(wait_ms), [&] {
     return job->released || shutting_down_ || job->phase == Job::Phase::kExited || job->out[0].end() > out_ack ||
-           job->out[1].end() > err_ack;
+           job->out[1].end() > err_ack || job->checkpoints != checkpoints;
   });
   if (job->released) return NotFound("job " + std::to_string(id) + " was released");
   rpc::JobOutput r;
@@ -628,7 +633,7 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
     if (Clock::now() > deadline)
       return undo(Unavailable(name + " wrote no checkpoint image within " + std::to_string(kCheckpointTimeout.count()) +
                               " s"));
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // a look is a few /proc reads: cheap, and the freeze waits for it
   }
 
   // Everything is still (or gone, in exit mode): the pipes the job made hold what their
@@ -795,6 +800,8 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
   r.home_ppid = job->home_ppid;
   r.tty_mask = job->tty_mask;
   job->checkpointing = false;
+  ++job->checkpoints;
+  job->cv.notify_all();
   if (leave_running) job->input_paused = false;
   lock.unlock();
   if (leave_running) WakeIo();
