@@ -589,7 +589,12 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
       return undo(Aborted(name + " ended before its checkpoint image was written"));
     }
     auto now = JobTree::List(root);
-    if (!now.ok()) return undo(Aborted(name + " ended before its checkpoint image was written"));
+    if (!now.ok()) {
+      // Reaped since the look above: in exit mode that is the root killing itself once its
+      // image was in place.
+      if (!stops && signalled.count(root) && PathExists(img_of(root))) break;
+      return undo(Aborted(name + " ended before its checkpoint image was written"));
+    }
     procs = std::move(now).value();
     if (procs.size() > static_cast<size_t>(JobManifest::kMaxProcs))
       return undo(FailedPrecondition(name + " cannot be checkpointed: more than " +

@@ -113,6 +113,25 @@ TEST(Crc32c, KnownAnswerOnBothPaths) {
   EXPECT_EQ(kite_crc32c(kite_crc32c(0, s, 4), s + 4, 5), 0xe3069283u);
 }
 
+// The interleaved chains (long and short blocks, then one chain) against the bitwise loop, at
+// lengths around every block boundary and at odd alignments, whole and chained.
+TEST(Crc32c, InterleavedChainsEqualTheBitwiseLoop) {
+  std::vector<unsigned char> buf(3 * KITE_CRC32C_LONG * 2 + 3 * KITE_CRC32C_SHORT * 3 + 64);
+  uint32_t x = 12345;
+  for (unsigned char& c : buf) c = static_cast<unsigned char>((x = x * 1103515245u + 12345u) >> 16);
+  std::vector<size_t> lengths = {0, 1, 7, 8, 9, 767, 768, 769, 3 * KITE_CRC32C_SHORT * 2 + 5, 24575, 24576, 24577,
+                                 3 * KITE_CRC32C_LONG * 2, buf.size() - 3};
+  for (size_t len : lengths) {
+    for (size_t align : {0, 1, 3}) {
+      const unsigned char* p = buf.data() + align;
+      const uint32_t want = ~kite_crc32c_sw(~0u, p, len);
+      EXPECT_EQ(kite_crc32c(0, p, len), want) << "length " << len << " alignment " << align;
+      const size_t half = len / 3;
+      EXPECT_EQ(kite_crc32c(kite_crc32c(0, p, half), p + half, len - half), want) << "chained, length " << len;
+    }
+  }
+}
+
 TEST_F(ImageValidateTest, RealImageIsValid) {
   std::string msg;
   EXPECT_EQ(Validate(pristine_, &msg), 0) << msg;

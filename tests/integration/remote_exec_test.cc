@@ -112,10 +112,10 @@ TEST_F(RemoteExecTest, HundredMebibytesThroughStdinAndStdoutUnchanged) {
 // with bytes in it still arrives whole.
 TEST_F(RemoteExecTest, AnEmptyStdinIsAtEofFromTheStartAndAFullOneArrives) {
   ProcessResult r = Home(
-      "kite run --host node2 -- sh -c 'wc -c; echo \"cat $?\"' < /dev/null; "
-      "printf 'a\\nb' | kite run --host node2 -- sh -c 'wc -c; echo \"cat $?\"'");
+      "kite run --host node2 -- sh -c 'wc -c; echo \"wc $?\"' < /dev/null; "
+      "printf 'a\\nb' | kite run --host node2 -- sh -c 'wc -c; echo \"wc $?\"'");
   ASSERT_TRUE(r.Succeeded()) << r.Describe();
-  EXPECT_EQ(r.stdout_data, "0\ncat 0\n3\ncat 0\n");
+  EXPECT_EQ(r.stdout_data, "0\nwc 0\n3\nwc 0\n");
 }
 
 TEST_F(RemoteExecTest, StderrStaysSeparateFromStdout) {
