@@ -567,10 +567,12 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
   bool own_pipe = false;  // a lone process with a pipe of its own: stopped too, to drain it
   for (const auto& [fd, inode] : JobTree::PipeFds(root)) own_pipe = own_pipe || manifest.StreamOfPipe(inode) < 0;
   // A lone process holding one file description on two descriptors (`2>&1` to a file) is
-  // stopped too: the sharing is found, and recorded, only while it is still there.
-  const bool shares_files = !tree && !JobTree::SharedFiles({root}).empty();
+  // stopped too: the sharing is found, and recorded, only while it is still there. (Looked for
+  // only when nothing else stops it: a move stops it anyway.)
+  const bool stopped_anyway = tree || own_pipe || after == AfterCheckpoint::kStop;
+  const bool shares_files = !stopped_anyway && !JobTree::SharedFiles({root}).empty();
   union sigval mode;
-  mode.sival_int = tree || own_pipe || shares_files || after == AfterCheckpoint::kStop ? shim::kCheckpointStop
+  mode.sival_int = stopped_anyway || shares_files ? shim::kCheckpointStop
                    : after == AfterCheckpoint::kRun        ? shim::kCheckpointContinue
                                                            : shim::kCheckpointExit;
   const bool stops = mode.sival_int == shim::kCheckpointStop;
