@@ -28,10 +28,14 @@
 // is also an invalidation event in the server's log (which entry, which inode, whether its data
 // changed); each client long-polls wait_invalidations for the events made by the other clients,
 // applies them to its kernel (fuse_lowlevel_notify_inval_entry/inode), and acknowledges them by
-// its next poll. A change returns only once every other listening client has acknowledged its
-// events (or a short timeout passed: a client that does not answer is logged and, after its
-// client timeout, forgotten), so a stat on another host after the change returns sees it.
-// Every call that changes something names the client that made it (client_id), whose own
+// its next poll. An event goes only to the clients that hold what it names: a client holds an
+// inode once any call of it named the inode (a lookup holds the directory and the child found),
+// until the server forgets the client; a directory's entry events go to the directory's
+// holders. A change returns only once every holder that listens has acknowledged its events (or
+// a short timeout passed: a client that does not answer is logged and, after its client
+// timeout, forgotten), so a stat on another host after the change returns sees it, while a
+// change nobody else has looked at returns at once. Every call that changes something or hands
+// the kernel something to cache names the client that made it (client_id); the maker's own
 // kernel already knows.
 //
 // Write sharing: while a file is open on two clients and one of them writes, opens get
@@ -56,11 +60,15 @@
 // for the grace period, for its clients to reopen.
 //
 // Compatibility: fields are only ever added, never renumbered; hello() carries
-// FS_PROTOCOL_VERSION both ways. Version 2 added setlk/getlk and OpenReply.incarnation.
+// FS_PROTOCOL_VERSION both ways. Version 2 added setlk/getlk and OpenReply.incarnation;
+// version 3 the client_id of lookup, getattr, readlink, read and readdir, and hold(): a server
+// refuses clients older than FS_MIN_PROTOCOL_VERSION (they would miss invalidations).
 
 namespace cpp kite.fsrpc
 
-const i32 FS_PROTOCOL_VERSION = 2
+const i32 FS_PROTOCOL_VERSION = 3
+// The oldest client version a server serves.
+const i32 FS_MIN_PROTOCOL_VERSION = 3
 const i64 ROOT_INO = 1
 const i32 MAX_NAME_BYTES = 255
 const i32 MAX_SYMLINK_BYTES = 4095
@@ -195,8 +203,11 @@ service FileService {
   // Proves the client is alive; unknown clients (after a server restart) are registered again.
   void keepalive(1: i64 client_id) throws (1: FsError e)
 
-  Attr lookup(1: i64 parent, 2: binary name) throws (1: FsError e)
-  Attr getattr(1: i64 ino) throws (1: FsError e)
+  // Calls that hand the kernel something to cache (lookup, getattr, readlink, read, readdir
+  // and every change) make the caller a holder of the inodes they name (version 3): only
+  // holders are sent, and waited for, invalidations of an inode or of a directory's entries.
+  Attr lookup(1: i64 parent, 2: binary name, 3: i64 client_id) throws (1: FsError e)
+  Attr getattr(1: i64 ino, 2: i64 client_id) throws (1: FsError e)
   Attr setattr(1: i64 ino, 2: SetAttr attr, 3: i64 client_id) throws (1: FsError e)
 
   // mode carries the file type (S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK).
@@ -206,7 +217,7 @@ service FileService {
       throws (1: FsError e)
   Attr symlink(1: i64 parent, 2: binary name, 3: binary target, 4: Caller caller,
                5: i64 client_id) throws (1: FsError e)
-  binary readlink(1: i64 ino) throws (1: FsError e)
+  binary readlink(1: i64 ino, 2: i64 client_id) throws (1: FsError e)
   void unlink(1: i64 parent, 2: binary name, 3: i64 client_id) throws (1: FsError e)
   void rmdir(1: i64 parent, 2: binary name, 3: i64 client_id) throws (1: FsError e)
   // Atomic; replaces an existing target as rename(2) does. flags: RENAME_NOREPLACE (1) and
@@ -225,7 +236,7 @@ service FileService {
 
   // Up to `size` bytes (at most MAX_IO_BYTES); fewer only at the end of the file. Holes read
   // as zeros.
-  binary read(1: i64 ino, 2: i64 offset, 3: i32 size) throws (1: FsError e)
+  binary read(1: i64 ino, 2: i64 offset, 3: i32 size, 4: i64 client_id) throws (1: FsError e)
   // append: write at the end of the file, atomically with respect to every other writer;
   // `offset` is then ignored. EFBIG past the largest file size.
   WriteReply write(1: i64 ino, 2: i64 offset, 3: binary data, 4: bool append, 5: i64 client_id)
@@ -238,7 +249,8 @@ service FileService {
       throws (1: FsError e)
 
   // Entries from `cookie` on (0: the start), at most max_entries of them.
-  DirPage readdir(1: i64 ino, 2: i64 cookie, 3: i32 max_entries) throws (1: FsError e)
+  DirPage readdir(1: i64 ino, 2: i64 cookie, 3: i32 max_entries, 4: i64 client_id)
+      throws (1: FsError e)
   FsStats statfs() throws (1: FsError e)
 
   // Extended attributes. flags: XATTR_CREATE (1), XATTR_REPLACE (2). ENODATA: no such
@@ -260,6 +272,10 @@ service FileService {
   // The first lock of another owner that conflicts with `lock`, or one of type F_UNLCK. During
   // the grace period: ENOLCK with code Unavailable.
   FileLock getlk(1: i64 client_id, 2: i64 ino, 3: FileLock lock) throws (1: FsError e)
+
+  // Makes the client a holder of these inodes again: after a server restart (a new
+  // incarnation) the client names every inode its kernel may still cache (version 3).
+  void hold(1: i64 client_id, 2: list<i64> inos) throws (1: FsError e)
 
   // The invalidations made by other clients after `after_seq`, waiting up to wait_ms (at most
   // 30000) for one. Calling it acknowledges every event up to after_seq: the client has applied

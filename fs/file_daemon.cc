@@ -30,13 +30,17 @@ class FileDaemonImpl {
     StoreOptions so;
     so.path = options_.store_dir;
     so.sync_metadata = options_.sync_metadata;
+    if (options_.sync_interval_ms < 0) return InvalidArgument("negative sync interval");
+    so.sync_interval_ms = options_.sync_interval_ms;
     so.unlinked_grace_ms = options_.unlinked_grace_ms;
     if (options_.grace_ms < 0) return InvalidArgument("negative grace period");
     so.orphan_reclaim_ms = options_.grace_ms;
+    invalidations_ = std::make_unique<InvalidationLog>();
+    // A new inode's maker holds it before anyone else can name it.
+    so.made = [log = invalidations_.get()](uint64_t client, uint64_t ino) { log->Hold(client, ino); };
     KITE_ASSIGN_OR_RETURN(store_, Store::Open(so));
     if (options_.ack_timeout_ms < 0) return InvalidArgument("negative acknowledgement timeout");
     opens_ = std::make_unique<OpenTable>(store_.get(), std::chrono::milliseconds(options_.client_timeout_ms));
-    invalidations_ = std::make_unique<InvalidationLog>();
     locks_ = std::make_unique<LockTable>(std::chrono::milliseconds(options_.grace_ms));
     auto handler = std::make_shared<FileHandler>(store_.get(), opens_.get(), invalidations_.get(), locks_.get(),
                                                  options_.client_timeout_ms,

@@ -12,6 +12,9 @@
 namespace kite::fs {
 namespace {
 
+// One hold() call's inodes at most (a client sends more in several calls).
+constexpr size_t kMaxHoldInodes = 65536;
+
 fsrpc::Attr ToWire(const Attr& a) {
   fsrpc::Attr w;
   w.ino = static_cast<int64_t>(a.ino);
@@ -30,7 +33,9 @@ fsrpc::Attr ToWire(const Attr& a) {
   return w;
 }
 
-Owner OwnerOf(const fsrpc::Caller& c) { return Owner{static_cast<uint32_t>(c.uid), static_cast<uint32_t>(c.gid)}; }
+Owner OwnerOf(const fsrpc::Caller& c, int64_t client_id) {
+  return Owner{static_cast<uint32_t>(c.uid), static_cast<uint32_t>(c.gid), static_cast<uint64_t>(client_id)};
+}
 
 // Returns the value or throws the error as FsError.
 template <typename T>
@@ -55,7 +60,12 @@ fsrpc::FsError ToFsError(const Status& s) {
 
 void FileHandler::hello(fsrpc::ServerInfo& _return, int64_t client_id, const std::string& client_name,
                         int32_t protocol_version) {
-  if (protocol_version < 1) Check(FsError(EPROTO, "hello: protocol version " + std::to_string(protocol_version)));
+  const int32_t min = fsrpc::g_kitefs_constants.FS_MIN_PROTOCOL_VERSION;
+  if (protocol_version < min)
+    Check(FsError(EPROTO, "hello from " + client_name + ": protocol version " + std::to_string(protocol_version) +
+                              " is too old (this kite-fsd serves " + std::to_string(min) + " to " +
+                              std::to_string(fsrpc::g_kitefs_constants.FS_PROTOCOL_VERSION) +
+                              "): upgrade kitefs on that host"));
   opens_->Touch(static_cast<uint64_t>(client_id), client_name);
   _return.protocol_version = fsrpc::g_kitefs_constants.FS_PROTOCOL_VERSION;
   _return.root_ino = static_cast<int64_t>(kRootIno);
@@ -67,10 +77,16 @@ void FileHandler::hello(fsrpc::ServerInfo& _return, int64_t client_id, const std
 
 void FileHandler::keepalive(int64_t client_id) { opens_->Touch(static_cast<uint64_t>(client_id)); }
 
+void FileHandler::Hold(int64_t client_id, std::initializer_list<int64_t> inos) {
+  for (int64_t ino : inos) {
+    if (ino > 0) invalidations_->Hold(static_cast<uint64_t>(client_id), static_cast<uint64_t>(ino));
+  }
+}
+
 void FileHandler::Publish(int64_t client_id, std::vector<InvalidationLog::Event> events) {
   std::erase_if(events, [](const InvalidationLog::Event& e) { return e.ino == 0 && e.parent == 0; });
-  uint64_t seq = invalidations_->Append(static_cast<uint64_t>(client_id), std::move(events));
-  std::vector<uint64_t> behind = invalidations_->WaitAcked(static_cast<uint64_t>(client_id), seq, ack_timeout_);
+  InvalidationLog::Published p = invalidations_->Append(static_cast<uint64_t>(client_id), std::move(events));
+  std::vector<uint64_t> behind = invalidations_->WaitAcked(p, ack_timeout_);
   for (uint64_t c : behind) {
     KLOG_WARN("client {:016x} did not apply invalidations within {} ms: its cache may be stale until it polls again",
               c, ack_timeout_.count());
@@ -98,11 +114,18 @@ bool FileHandler::WriteShared(int64_t client_id, uint64_t ino, int flags) {
   return others.writers > 0 || (writing && !others.clients.empty());
 }
 
-void FileHandler::lookup(fsrpc::Attr& _return, int64_t parent, const std::string& name) {
-  _return = ToWire(Unwrap(store_->Lookup(static_cast<uint64_t>(parent), name)));
+void FileHandler::lookup(fsrpc::Attr& _return, int64_t parent, const std::string& name, int64_t client_id) {
+  Hold(client_id, {parent});
+  Attr a = Unwrap(store_->Lookup(static_cast<uint64_t>(parent), name));
+  // The child is known only now: hold it, then read its attributes again, so that a change
+  // between the two reads is in the reply and every later one is sent to the client.
+  Hold(client_id, {static_cast<int64_t>(a.ino)});
+  auto again = store_->GetAttr(a.ino);
+  _return = ToWire(again.ok() ? *again : a);
 }
 
-void FileHandler::getattr(fsrpc::Attr& _return, int64_t ino) {
+void FileHandler::getattr(fsrpc::Attr& _return, int64_t ino, int64_t client_id) {
+  Hold(client_id, {ino});
   _return = ToWire(Unwrap(store_->GetAttr(static_cast<uint64_t>(ino))));
 }
 
@@ -114,35 +137,41 @@ void FileHandler::setattr(fsrpc::Attr& _return, int64_t ino, const fsrpc::SetAtt
   if (attr.__isset.size) c.size = attr.size;
   if (attr.__isset.atime_ns) c.atime_ns = attr.atime_ns;
   if (attr.__isset.mtime_ns) c.mtime_ns = attr.mtime_ns;
+  Hold(client_id, {ino});
   _return = ToWire(Unwrap(store_->SetAttr(static_cast<uint64_t>(ino), c)));
   Publish(client_id, {InodeEvent(static_cast<uint64_t>(ino), attr.__isset.size)});
 }
 
 void FileHandler::mknod(fsrpc::Attr& _return, int64_t parent, const std::string& name, int32_t mode, int64_t rdev,
                         const fsrpc::Caller& caller, int64_t client_id) {
+  Hold(client_id, {parent});
   _return = ToWire(Unwrap(store_->MakeNode(static_cast<uint64_t>(parent), name, static_cast<uint32_t>(mode),
-                                           static_cast<uint64_t>(rdev), OwnerOf(caller))));
+                                           static_cast<uint64_t>(rdev), OwnerOf(caller, client_id))));
   Publish(client_id, {InodeEvent(static_cast<uint64_t>(parent)), EntryEvent(static_cast<uint64_t>(parent), name)});
 }
 
 void FileHandler::mkdir(fsrpc::Attr& _return, int64_t parent, const std::string& name, int32_t mode,
                         const fsrpc::Caller& caller, int64_t client_id) {
+  Hold(client_id, {parent});
   _return = ToWire(
-      Unwrap(store_->MakeDir(static_cast<uint64_t>(parent), name, static_cast<uint32_t>(mode), OwnerOf(caller))));
+      Unwrap(store_->MakeDir(static_cast<uint64_t>(parent), name, static_cast<uint32_t>(mode), OwnerOf(caller, client_id))));
   Publish(client_id, {InodeEvent(static_cast<uint64_t>(parent)), EntryEvent(static_cast<uint64_t>(parent), name)});
 }
 
 void FileHandler::symlink(fsrpc::Attr& _return, int64_t parent, const std::string& name, const std::string& target,
                           const fsrpc::Caller& caller, int64_t client_id) {
-  _return = ToWire(Unwrap(store_->MakeSymlink(static_cast<uint64_t>(parent), name, target, OwnerOf(caller))));
+  Hold(client_id, {parent});
+  _return = ToWire(Unwrap(store_->MakeSymlink(static_cast<uint64_t>(parent), name, target, OwnerOf(caller, client_id))));
   Publish(client_id, {InodeEvent(static_cast<uint64_t>(parent)), EntryEvent(static_cast<uint64_t>(parent), name)});
 }
 
-void FileHandler::readlink(std::string& _return, int64_t ino) {
+void FileHandler::readlink(std::string& _return, int64_t ino, int64_t client_id) {
+  Hold(client_id, {ino});
   _return = Unwrap(store_->ReadLink(static_cast<uint64_t>(ino)));
 }
 
 void FileHandler::unlink(int64_t parent, const std::string& name, int64_t client_id) {
+  Hold(client_id, {parent});
   uint64_t child = InodeOf(store_, parent, name);
   Check(store_->Unlink(static_cast<uint64_t>(parent), name));
   Publish(client_id, {EntryEvent(static_cast<uint64_t>(parent), name), InodeEvent(static_cast<uint64_t>(parent)),
@@ -150,6 +179,7 @@ void FileHandler::unlink(int64_t parent, const std::string& name, int64_t client
 }
 
 void FileHandler::rmdir(int64_t parent, const std::string& name, int64_t client_id) {
+  Hold(client_id, {parent});
   uint64_t child = InodeOf(store_, parent, name);
   Check(store_->RemoveDir(static_cast<uint64_t>(parent), name));
   Publish(client_id, {EntryEvent(static_cast<uint64_t>(parent), name), InodeEvent(static_cast<uint64_t>(parent)),
@@ -158,7 +188,9 @@ void FileHandler::rmdir(int64_t parent, const std::string& name, int64_t client_
 
 void FileHandler::rename(int64_t parent, const std::string& name, int64_t new_parent, const std::string& new_name,
                          int32_t flags, int64_t client_id) {
+  Hold(client_id, {parent, new_parent});
   uint64_t moved = InodeOf(store_, parent, name), replaced = InodeOf(store_, new_parent, new_name);
+  Hold(client_id, {static_cast<int64_t>(moved), static_cast<int64_t>(replaced)});
   Check(store_->Rename(static_cast<uint64_t>(parent), name, static_cast<uint64_t>(new_parent), new_name,
                        static_cast<uint32_t>(flags)));
   std::vector<Event> events = {EntryEvent(static_cast<uint64_t>(parent), name),
@@ -170,6 +202,7 @@ void FileHandler::rename(int64_t parent, const std::string& name, int64_t new_pa
 
 void FileHandler::link(fsrpc::Attr& _return, int64_t ino, int64_t new_parent, const std::string& new_name,
                        int64_t client_id) {
+  Hold(client_id, {ino, new_parent});
   _return = ToWire(Unwrap(store_->Link(static_cast<uint64_t>(ino), static_cast<uint64_t>(new_parent), new_name)));
   Publish(client_id, {InodeEvent(static_cast<uint64_t>(ino)), InodeEvent(static_cast<uint64_t>(new_parent)),
                       EntryEvent(static_cast<uint64_t>(new_parent), new_name)});
@@ -178,8 +211,13 @@ void FileHandler::link(fsrpc::Attr& _return, int64_t ino, int64_t new_parent, co
 void FileHandler::create(fsrpc::OpenReply& _return, int64_t client_id, int64_t parent, const std::string& name,
                          int32_t mode, int32_t flags, const fsrpc::Caller& caller) {
   bool created = false;
+  Hold(client_id, {parent});  // an existing file is held below, a new one by the store's hook
   Attr a = Unwrap(store_->Create(static_cast<uint64_t>(parent), name, static_cast<uint32_t>(mode), flags,
-                                 OwnerOf(caller), &created));
+                                 OwnerOf(caller, client_id), &created));
+  if (!created) {
+    Hold(client_id, {static_cast<int64_t>(a.ino)});
+    a = Unwrap(store_->GetAttr(a.ino));  // as in lookup: a change before the hold is seen
+  }
   _return.cache = !WriteShared(client_id, a.ino, flags);
   _return.handle = static_cast<int64_t>(opens_->Add(static_cast<uint64_t>(client_id), a.ino, flags));
   _return.attr = ToWire(a);
@@ -192,6 +230,7 @@ void FileHandler::create(fsrpc::OpenReply& _return, int64_t client_id, int64_t p
 }
 
 void FileHandler::open(fsrpc::OpenReply& _return, int64_t client_id, int64_t ino, int32_t flags) {
+  Hold(client_id, {ino});
   Attr a = Unwrap(store_->Open(static_cast<uint64_t>(ino), flags));
   _return.cache = !WriteShared(client_id, a.ino, flags);
   _return.handle = static_cast<int64_t>(opens_->Add(static_cast<uint64_t>(client_id), a.ino, flags));
@@ -204,13 +243,15 @@ void FileHandler::release(int64_t client_id, int64_t handle) {
   Check(opens_->Remove(static_cast<uint64_t>(client_id), static_cast<uint64_t>(handle)));
 }
 
-void FileHandler::read(std::string& _return, int64_t ino, int64_t offset, int32_t size) {
+void FileHandler::read(std::string& _return, int64_t ino, int64_t offset, int32_t size, int64_t client_id) {
+  Hold(client_id, {ino});
   if (size < 0) Check(FsError(EINVAL, "read: negative size " + std::to_string(size)));
   _return = Unwrap(store_->Read(static_cast<uint64_t>(ino), offset, static_cast<size_t>(size)));
 }
 
 void FileHandler::write(fsrpc::WriteReply& _return, int64_t ino, int64_t offset, const std::string& data,
                         bool append, int64_t client_id) {
+  Hold(client_id, {ino});
   WriteResult r = Unwrap(store_->Write(static_cast<uint64_t>(ino), offset, data, append));
   _return.written = static_cast<int32_t>(r.written);
   _return.offset = r.offset;
@@ -225,11 +266,14 @@ void FileHandler::fsync(int64_t ino, bool datasync) {
 
 void FileHandler::fallocate(fsrpc::Attr& _return, int64_t ino, int32_t mode, int64_t offset, int64_t length,
                             int64_t client_id) {
+  Hold(client_id, {ino});
   _return = ToWire(Unwrap(store_->Fallocate(static_cast<uint64_t>(ino), mode, offset, length)));
   Publish(client_id, {InodeEvent(static_cast<uint64_t>(ino), true)});
 }
 
-void FileHandler::readdir(fsrpc::DirPage& _return, int64_t ino, int64_t cookie, int32_t max_entries) {
+void FileHandler::readdir(fsrpc::DirPage& _return, int64_t ino, int64_t cookie, int32_t max_entries,
+                          int64_t client_id) {
+  Hold(client_id, {ino});
   if (cookie < 0 || max_entries <= 0)
     Check(FsError(EINVAL, "readdir: cookie " + std::to_string(cookie) + ", max_entries " + std::to_string(max_entries)));
   DirPage page = Unwrap(store_->ReadDir(static_cast<uint64_t>(ino), static_cast<uint64_t>(cookie),
@@ -331,6 +375,18 @@ void FileHandler::getlk(fsrpc::FileLock& _return, int64_t client_id, int64_t ino
   _return.owner = static_cast<int64_t>(c->owner.owner);
   _return.pid = c->pid;
   _return.client_id = static_cast<int64_t>(c->owner.client_id);
+}
+
+void FileHandler::hold(int64_t client_id, const std::vector<int64_t>& inos) {
+  if (inos.size() > kMaxHoldInodes)
+    Check(FsError(EINVAL, "hold: " + std::to_string(inos.size()) + " inodes at once (at most " +
+                              std::to_string(kMaxHoldInodes) + ")"));
+  std::vector<uint64_t> held;
+  held.reserve(inos.size());
+  for (int64_t ino : inos) {
+    if (ino > 0) held.push_back(static_cast<uint64_t>(ino));
+  }
+  invalidations_->Hold(static_cast<uint64_t>(client_id), held);
 }
 
 void FileHandler::wait_invalidations(fsrpc::Invalidations& _return, int64_t client_id, int64_t after_seq,

@@ -31,8 +31,8 @@ class FileHandler : public fsrpc::FileServiceIf {
   void hello(fsrpc::ServerInfo& _return, int64_t client_id, const std::string& client_name,
              int32_t protocol_version) override;
   void keepalive(int64_t client_id) override;
-  void lookup(fsrpc::Attr& _return, int64_t parent, const std::string& name) override;
-  void getattr(fsrpc::Attr& _return, int64_t ino) override;
+  void lookup(fsrpc::Attr& _return, int64_t parent, const std::string& name, int64_t client_id) override;
+  void getattr(fsrpc::Attr& _return, int64_t ino, int64_t client_id) override;
   void setattr(fsrpc::Attr& _return, int64_t ino, const fsrpc::SetAttr& attr, int64_t client_id) override;
   void mknod(fsrpc::Attr& _return, int64_t parent, const std::string& name, int32_t mode, int64_t rdev,
              const fsrpc::Caller& caller, int64_t client_id) override;
@@ -40,7 +40,7 @@ class FileHandler : public fsrpc::FileServiceIf {
              const fsrpc::Caller& caller, int64_t client_id) override;
   void symlink(fsrpc::Attr& _return, int64_t parent, const std::string& name, const std::string& target,
                const fsrpc::Caller& caller, int64_t client_id) override;
-  void readlink(std::string& _return, int64_t ino) override;
+  void readlink(std::string& _return, int64_t ino, int64_t client_id) override;
   void unlink(int64_t parent, const std::string& name, int64_t client_id) override;
   void rmdir(int64_t parent, const std::string& name, int64_t client_id) override;
   void rename(int64_t parent, const std::string& name, int64_t new_parent, const std::string& new_name,
@@ -51,13 +51,14 @@ class FileHandler : public fsrpc::FileServiceIf {
               int32_t flags, const fsrpc::Caller& caller) override;
   void open(fsrpc::OpenReply& _return, int64_t client_id, int64_t ino, int32_t flags) override;
   void release(int64_t client_id, int64_t handle) override;
-  void read(std::string& _return, int64_t ino, int64_t offset, int32_t size) override;
+  void read(std::string& _return, int64_t ino, int64_t offset, int32_t size, int64_t client_id) override;
   void write(fsrpc::WriteReply& _return, int64_t ino, int64_t offset, const std::string& data, bool append,
              int64_t client_id) override;
   void fsync(int64_t ino, bool datasync) override;
   void fallocate(fsrpc::Attr& _return, int64_t ino, int32_t mode, int64_t offset, int64_t length,
                  int64_t client_id) override;
-  void readdir(fsrpc::DirPage& _return, int64_t ino, int64_t cookie, int32_t max_entries) override;
+  void readdir(fsrpc::DirPage& _return, int64_t ino, int64_t cookie, int32_t max_entries,
+               int64_t client_id) override;
   void statfs(fsrpc::FsStats& _return) override;
   void setxattr(int64_t ino, const std::string& name, const std::string& value, int32_t flags,
                 int64_t client_id) override;
@@ -66,12 +67,16 @@ class FileHandler : public fsrpc::FileServiceIf {
   void removexattr(int64_t ino, const std::string& name, int64_t client_id) override;
   void setlk(int64_t client_id, int64_t ino, const fsrpc::FileLock& lock, int32_t wait_ms, bool reclaim) override;
   void getlk(fsrpc::FileLock& _return, int64_t client_id, int64_t ino, const fsrpc::FileLock& lock) override;
+  void hold(int64_t client_id, const std::vector<int64_t>& inos) override;
   void wait_invalidations(fsrpc::Invalidations& _return, int64_t client_id, int64_t after_seq,
                           int32_t wait_ms) override;
 
  private:
-  // Publishes a change's invalidations and waits until the other clients applied them.
+  // Publishes a change's invalidations and waits until the clients they went to applied them.
   void Publish(int64_t client_id, std::vector<InvalidationLog::Event> events);
+  // `client_id` may cache these inodes from now on: before the call reads the store, so a
+  // change after the read is sent to it.
+  void Hold(int64_t client_id, std::initializer_list<int64_t> inos);
   // Whether `client_id`'s new open of `ino` with `flags` makes the file write-shared (always
   // during the grace period after a restart: the other clients' opens may not be back yet).
   bool WriteShared(int64_t client_id, uint64_t ino, int flags);

@@ -21,7 +21,11 @@ struct FileServerOptions {
   int port = kDefaultFsPort;
   std::string listen_address;   // empty: the config's [host] listen
   int client_timeout_ms = 30000;  // a client silent this long is dead: its open files are released
-  bool sync_metadata = true;    // sync the WAL on every namespace/attribute change
+  // Every change is in the WAL when it returns (it survives kill -9 of kite-fsd); the WAL is
+  // synced every sync_interval_ms when something was written, at every fsync, and, with
+  // sync_metadata, at every namespace/attribute change before it returns.
+  bool sync_metadata = false;
+  int sync_interval_ms = 100;
   int ack_timeout_ms = 1000;    // how long a change waits for the other clients' invalidations
   int unlinked_grace_ms = 5000;  // an unlinked file nobody has open stays openable this long
   // After a start, how long clients have to reclaim their locks and reopen their open files

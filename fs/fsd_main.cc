@@ -38,14 +38,16 @@ int main(int argc, char** argv) {
                  "an unlinked file nobody has open stays openable by number this long (default 5000)");
   app.add_option("--grace-ms", g_options.grace_ms,
                  "after a start, how long clients have to reclaim locks and reopen files (default 5000)");
-  bool no_sync = false;
-  app.add_flag("--no-sync-metadata", no_sync, "do not sync the WAL on every metadata change (benchmarks only)");
+  app.add_flag("--sync-metadata", g_options.sync_metadata,
+               "sync the WAL at every namespace or attribute change before it returns (default: every "
+               "--sync-interval-ms, and at fsync; every change survives kill -9 of kite-fsd either way)");
+  app.add_option("--sync-interval-ms", g_options.sync_interval_ms,
+                 "how often the WAL is synced when something was written (default 100; 0: only at fsync)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  g_options.sync_metadata = !no_sync;
   std::vector<std::string> rest = app.remaining();
   for (const auto& a : rest) {
     if (a == "--help" || a == "-h") std::cout << app.help() << "\n";

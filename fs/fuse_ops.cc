@@ -109,7 +109,7 @@ void FuseOps::Init(fuse_conn_info* conn) {
 
 void FuseOps::Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   fsrpc::Attr a;
-  Status s = pool_->Call("lookup", Retry::kIdempotent, [&](Client& c) { c.lookup(a, Ino(parent), name); });
+  Status s = pool_->Call("lookup", Retry::kIdempotent, [&](Client& c) { c.lookup(a, Ino(parent), name, static_cast<int64_t>(client_id_)); });
   if (!s.ok()) return ReplyError(req, s);
   ReplyEntry(req, a);
 }
@@ -126,7 +126,7 @@ void FuseOps::ForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forget
 
 void FuseOps::GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   fsrpc::Attr a;
-  Status s = pool_->Call("getattr", Retry::kIdempotent, [&](Client& c) { c.getattr(a, Ino(ino)); });
+  Status s = pool_->Call("getattr", Retry::kIdempotent, [&](Client& c) { c.getattr(a, Ino(ino), static_cast<int64_t>(client_id_)); });
   if (!s.ok()) return ReplyError(req, s);
   struct stat st = ToStat(a);
   nodes_.AttrGiven(ino, a.ctime_ns);
@@ -163,7 +163,7 @@ void FuseOps::SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_
 
 void FuseOps::ReadLink(fuse_req_t req, fuse_ino_t ino) {
   std::string target;
-  Status s = pool_->Call("readlink", Retry::kIdempotent, [&](Client& c) { c.readlink(target, Ino(ino)); });
+  Status s = pool_->Call("readlink", Retry::kIdempotent, [&](Client& c) { c.readlink(target, Ino(ino), static_cast<int64_t>(client_id_)); });
   if (!s.ok()) return ReplyError(req, s);
   fuse_reply_readlink(req, target.c_str());
 }
@@ -310,7 +310,7 @@ void FuseOps::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t
 void FuseOps::Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
   std::string data;
   Status s = pool_->Call("read", Retry::kIdempotent,
-                         [&](Client& c) { c.read(data, Ino(ino), off, static_cast<int32_t>(size)); });
+                         [&](Client& c) { c.read(data, Ino(ino), off, static_cast<int32_t>(size), static_cast<int64_t>(client_id_)); });
   if (!s.ok()) return ReplyError(req, s);
   fuse_reply_buf(req, data.data(), data.size());
 }
@@ -388,7 +388,7 @@ void FuseOps::ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fu
   // The smallest kernel dirent takes 32 bytes: ask for no more than could fit.
   int32_t max_entries = static_cast<int32_t>(size / 32 + 1);
   Status s = pool_->Call("readdir", Retry::kIdempotent,
-                         [&](Client& c) { c.readdir(page, Ino(ino), static_cast<int64_t>(off), max_entries); });
+                         [&](Client& c) { c.readdir(page, Ino(ino), static_cast<int64_t>(off), max_entries, static_cast<int64_t>(client_id_)); });
   if (!s.ok()) return ReplyError(req, s);
   std::vector<char> buf(size);
   size_t used = 0;
@@ -521,7 +521,24 @@ void FuseOps::Flock(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, int op) 
   locks_.SetLock(req, ino, l, (op & LOCK_NB) == 0);
 }
 
+void FuseOps::HoldAgain() {
+  std::vector<uint64_t> known = nodes_.Inodes();
+  known.push_back(FUSE_ROOT_ID);
+  constexpr size_t kPerCall = 16384;
+  for (size_t i = 0; i < known.size(); i += kPerCall) {
+    std::vector<int64_t> part(known.begin() + static_cast<std::ptrdiff_t>(i),
+                              known.begin() + static_cast<std::ptrdiff_t>(std::min(known.size(), i + kPerCall)));
+    Status s = pool_->Call("hold", Retry::kIdempotent, [&](Client& c) { c.hold(static_cast<int64_t>(client_id_), part); });
+    if (!s.ok()) {
+      // Not fatal: an inode not held again is still checked at every open (close-to-open).
+      KLOG_WARN("could not tell the restarted server which inodes this host caches: {}", s.message());
+      return;
+    }
+  }
+}
+
 void FuseOps::ReclaimAfterRestart(int64_t incarnation) {
+  HoldAgain();
   struct Item {
     OpenFile* f;
     uint64_t serial, ino;

@@ -66,7 +66,8 @@ class FuseOps {
   void ApplyInvalidations(const std::vector<fsrpc::Invalidation>& items);
   // Events were lost: drops the cached attributes and data of every inode the kernel holds.
   void InvalidateAll();
-  // The server restarted as `incarnation`: opens again every file open with an older one,
+  // The server restarted as `incarnation`: holds again every inode the kernel may cache (the
+  // server sends invalidations to holders only), opens again every file open with an older one,
   // then reclaims this client's locks. From the poller thread, within the server's grace period.
   void ReclaimAfterRestart(int64_t incarnation);
   // Unmounting: lock requests still waiting get EINTR. Before the session is destroyed.
@@ -126,6 +127,8 @@ class FuseOps {
   OpenFile* AddFile(uint64_t ino, int flags, const fsrpc::OpenReply& reply);
   int64_t RemoveFile(OpenFile* f);
   void ReleaseHandle(int64_t handle);
+  // hold() of every inode the kernel may cache, after a server restart.
+  void HoldAgain();
   void ReplyError(fuse_req_t req, const Status& s);
   void ReplyEntry(fuse_req_t req, const fsrpc::Attr& a);
   // Fills fi for an open of the file whose attributes (after the open) are `a`.

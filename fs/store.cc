@@ -165,6 +165,14 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
 }
 
 Store::~Store() {
+  if (syncer_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(sync_mu_);
+      stopping_ = true;
+    }
+    sync_cv_.notify_all();
+    syncer_.join();
+  }
   if (!db_) return;
   for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
   handles_.clear();
@@ -175,6 +183,7 @@ Store::~Store() {
 Status Store::Init(const StoreOptions& options) {
   path_ = options.path;
   sync_metadata_ = options.sync_metadata;
+  made_ = options.made;
   unlinked_grace_ns_ = options.unlinked_grace_ms * 1000000;
   if (path_.empty()) return FsError(EINVAL, "store: no directory given");
   std::error_code ec;
@@ -253,6 +262,9 @@ Status Store::Init(const StoreOptions& options) {
   ++incarnation_;
   b.Put(meta_, "incarnation", U64Key(incarnation_));
   KITE_RETURN_IF_ERROR(Commit(&b, /*sync=*/true, "store " + path_ + ": open"));
+  if (!sync_metadata_ && options.sync_interval_ms > 0) {
+    syncer_ = std::thread([this, ms = options.sync_interval_ms] { SyncLoop(std::chrono::milliseconds(ms)); });
+  }
   return RemoveOrphans(options.orphan_reclaim_ms);
 }
 
@@ -432,6 +444,7 @@ Status Store::Commit(rocksdb::WriteBatch* b, bool sync, std::string_view what) {
   b->Put(meta_, "clock", U64Key(static_cast<uint64_t>(last_time_ns_)));
   rocksdb::WriteOptions wo;
   wo.sync = sync;
+  if (!sync) unsynced_.store(true, std::memory_order_relaxed);
   return FromRocks(db_->Write(wo, b), what);
 }
 
@@ -470,6 +483,7 @@ StatusOr<InodeRecord> Store::MakeInode(uint64_t parent, std::string_view name, u
   r.symlink_target.assign(symlink_target);
   r.size = symlink_target.size();
 
+  if (made_ && owner.client != 0) made_(owner.client, r.ino);
   rocksdb::WriteBatch b;
   PutInode(&b, r);
   AddDentry(&b, &dir, name, r.ino, mode & S_IFMT);
@@ -906,6 +920,17 @@ StatusOr<WriteResult> Store::Write(uint64_t ino, int64_t offset, std::string_vie
 }
 
 Status Store::Sync() { return FromRocks(db_->SyncWAL(), "fsync: sync the write-ahead log"); }
+
+void Store::SyncLoop(std::chrono::milliseconds interval) {
+  std::unique_lock<std::mutex> lock(sync_mu_);
+  while (!sync_cv_.wait_for(lock, interval, [&] { return stopping_; })) {
+    if (!unsynced_.exchange(false, std::memory_order_relaxed)) continue;
+    lock.unlock();
+    rocksdb::Status s = db_->SyncWAL();
+    if (!s.ok()) KLOG_WARN("store {}: background sync of the write-ahead log: {}", path_, s.ToString());
+    lock.lock();
+  }
+}
 
 StatusOr<Attr> Store::Fallocate(uint64_t ino, int mode, int64_t offset, int64_t length) {
   std::string what = "fallocate inode " + std::to_string(ino);

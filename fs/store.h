@@ -11,10 +11,12 @@
 // - Inode numbers are never reused; ROOT (1) is the root directory, made on first open.
 // - Times come from the store's clock: wall-clock nanoseconds, but never less than or equal to
 //   the last time it gave (so a later change always has a later time), also across restarts.
-// - Every namespace or attribute change is one atomic RocksDB WriteBatch, written with a synced
-//   WAL (when StoreOptions::sync_metadata): it survives kill -9 and a machine crash once the
-//   call returns. Write() and data-only changes are in the WAL when it returns (they survive
-//   kill -9 of the process); Sync() makes everything so far survive a machine crash.
+// - Every change is one atomic RocksDB WriteBatch, in the WAL (written to the kernel) when the
+//   call returns: it survives kill -9 of the process. A machine crash loses at most the changes
+//   of the last StoreOptions::sync_interval_ms (a background thread syncs the WAL when something
+//   was written), as a local file system's journal commit interval does; with sync_metadata
+//   every namespace or attribute change syncs the WAL before it returns. Sync() makes everything
+//   so far survive a machine crash (fsync).
 // - An inode whose last name is removed while it is open (Open/Create pinned it) stays, data
 //   and all, until its last Release(); one nobody has open stays unlinked_grace_ms (it can still
 //   be opened by number), until PurgeUnlinked(). Both are on the orphan list meanwhile, and an
@@ -31,12 +33,17 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "common/status.h"
@@ -65,6 +72,9 @@ inline constexpr uint32_t kMaxLinks = 65000;
 struct StoreOptions {
   std::string path;            // the RocksDB directory; made if missing
   bool sync_metadata = true;   // sync the WAL on every namespace/attribute change
+  // Without sync_metadata: how often the WAL is synced when something was written (0: only by
+  // Sync()).
+  int64_t sync_interval_ms = 100;
   // How long an inode whose last name went while nobody had it open stays openable (by
   // number): a client that looked the name up just before the unlink or rename still gets
   // the file it found, not ESTALE. 0: removed at once.
@@ -74,6 +84,10 @@ struct StoreOptions {
   // reopened. 0: removed when the store opens.
   int64_t orphan_reclaim_ms = 0;
   size_t cache_bytes = 64 << 20;  // RocksDB block cache
+  // Called with (Owner::client, ino) for every inode made for a client, under the store's lock
+  // before the change commits: nobody can name the inode before the hook has run (kite-fsd
+  // makes the client a holder of it). Must not call the Store.
+  std::function<void(uint64_t client, uint64_t ino)> made;
 };
 
 // An inode's attributes, as stat(2) and the protocol want them.
@@ -107,6 +121,7 @@ struct AttrChange {
 struct Owner {
   uint32_t uid = 0;
   uint32_t gid = 0;
+  uint64_t client = 0;  // the kitefs client making it, for StoreOptions::made (0: none)
 };
 
 struct DirEntry {
@@ -244,6 +259,14 @@ class Store {
   rocksdb::ColumnFamilyHandle* xattrs_ = nullptr;
   std::string path_;
   bool sync_metadata_ = true;
+  // The background WAL sync (sync_interval_ms): `unsynced_` says a commit came since the last.
+  void SyncLoop(std::chrono::milliseconds interval);
+  std::atomic<bool> unsynced_{false};
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  bool stopping_ = false;  // GUARDED_BY(sync_mu_)
+  std::thread syncer_;
+  std::function<void(uint64_t client, uint64_t ino)> made_;
   int64_t unlinked_grace_ns_ = 0;
   uint64_t incarnation_ = 0;
 

@@ -50,6 +50,8 @@ class FsCluster {
   Status KillClient(int i);
   Status Unmount(int i);
   std::string ClientLog(int i) const;
+  // kitefs client i's process (to stop it with SIGSTOP, as a host that hangs).
+  kite::testing::Subprocess* client(int i) { return clients_[static_cast<size_t>(i)].get(); }
 
   // A FileService connection of a third host (node9), for calls the kernel would never make.
   StatusOr<std::unique_ptr<ServerPool>> DirectClient();

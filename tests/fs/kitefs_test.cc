@@ -172,6 +172,35 @@ TEST_F(KitefsTest, RemoteChangesAreSeenByStatWithoutWaiting) {
   EXPECT_EQ(ListDir(B("")), (std::set<std::string>{".", "..", "target", "dir"}));
 }
 
+// Callbacks go to the holders only: a host is told of (and waited for) changes to what it has
+// looked at, and never of the rest. Host B hangs (SIGSTOP of its kitefs): A's changes in a
+// directory B never looked into return without waiting for it; a change to a file B has
+// cached waits for it (the server logs that B did not answer), and B sees it once it is back.
+TEST_F(KitefsTest, ChangesGoOnlyToTheHostsThatLookedAtThem) {
+  constexpr char kNoAnswer[] = "did not apply invalidations";
+  ASSERT_EQ(mkdir(A("seen").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(A("seen/f"), "before"), 0);
+  EXPECT_EQ(ReadFile(B("seen/f")), "before");  // B holds seen/ and seen/f
+  ASSERT_EQ(mkdir(A("fresh").c_str(), 0755), 0);  // B holds the root: told, and answers
+  kite::testing::Subprocess* b = cluster_->client(1);
+  ASSERT_EQ(kill(b->pid(), SIGSTOP), 0);
+  for (int i = 0; i < 30; ++i) {
+    std::string name = "fresh/file" + std::to_string(i);
+    ASSERT_EQ(WriteFile(A(name), std::string(1000 + i, 'x')), 0) << name;
+    ASSERT_EQ(chmod(A(name).c_str(), 0600), 0) << name;
+    ASSERT_EQ(rename(A(name).c_str(), A(name + ".done").c_str()), 0) << name;
+  }
+  ASSERT_EQ(mkdir(A("fresh/sub").c_str(), 0755), 0);
+  EXPECT_THAT(cluster_->ServerLog(), ::testing::Not(::testing::HasSubstr(kNoAnswer)));
+  ASSERT_EQ(WriteFile(A("seen/f"), "after, longer"), 0);  // B holds it: waited for, in vain
+  EXPECT_THAT(cluster_->ServerLog(), ::testing::HasSubstr(kNoAnswer));
+  ASSERT_EQ(kill(b->pid(), SIGCONT), 0);
+  EXPECT_EQ(ReadFile(B("seen/f")), "after, longer");
+  EXPECT_EQ(ReadFile(B("fresh/file7.done")), std::string(1007, 'x'));
+  EXPECT_EQ(Stat(B("fresh/file7.done")).st_mode & 07777, 0600u);
+  EXPECT_NE(access(B("fresh/file7").c_str(), F_OK), 0);
+}
+
 // Contract 2: a file open on two hosts, one writing: the other never reads stale data, even
 // through a descriptor it opened (and read, so cached) before the sharing began.
 TEST_F(KitefsTest, WriteSharingNeverReadsStaleData) {
@@ -266,7 +295,7 @@ TEST_F(KitefsTest, UnlinkedOpenFileStaysReadableUntilClosed) {
   for (int i = 0; i < 100; ++i) {
     fsrpc::Attr a;
     s = (*direct)->Call("getattr", ServerPool::Retry::kIdempotent,
-                        [&](ServerPool::Client& c) { c.getattr(a, static_cast<int64_t>(st.st_ino)); });
+                        [&](ServerPool::Client& c) { c.getattr(a, static_cast<int64_t>(st.st_ino), 0); });
     if (!s.ok()) break;
     std::this_thread::sleep_for(milliseconds(50));
   }
@@ -603,7 +632,7 @@ TEST_F(KitefsTest, ClientKilledMidWriteLeavesTheServerHealthy) {
   for (int i = 0; i < 200; ++i) {
     fsrpc::Attr a;
     s = (*direct)->Call("getattr", ServerPool::Retry::kIdempotent,
-                        [&](ServerPool::Client& c) { c.getattr(a, static_cast<int64_t>(held.st_ino)); });
+                        [&](ServerPool::Client& c) { c.getattr(a, static_cast<int64_t>(held.st_ino), 0); });
     if (!s.ok()) break;
     std::this_thread::sleep_for(milliseconds(50));
   }
@@ -625,22 +654,22 @@ TEST_F(KitefsTest, BadInputOverTheWireGetsClearErrors) {
   fsrpc::WriteReply w;
   fsrpc::DirPage page;
   fsrpc::Caller caller;
-  EXPECT_EQ(err([&](auto& c) { c.lookup(a, 1, "a/b"); }), EINVAL);
-  EXPECT_EQ(err([&](auto& c) { c.lookup(a, 1, std::string("a\0b", 3)); }), EINVAL);
-  EXPECT_EQ(err([&](auto& c) { c.lookup(a, 1, std::string(300, 'x')); }), ENAMETOOLONG);
+  EXPECT_EQ(err([&](auto& c) { c.lookup(a, 1, "a/b", 0); }), EINVAL);
+  EXPECT_EQ(err([&](auto& c) { c.lookup(a, 1, std::string("a\0b", 3), 0); }), EINVAL);
+  EXPECT_EQ(err([&](auto& c) { c.lookup(a, 1, std::string(300, 'x'), 0); }), ENAMETOOLONG);
   EXPECT_EQ(err([&](auto& c) { c.mkdir(a, 1, "..", 0755, caller, 9); }), EEXIST);
   EXPECT_EQ(err([&](auto& c) { c.mkdir(a, 1, "", 0755, caller, 9); }), ENOENT);
-  EXPECT_EQ(err([&](auto& c) { c.getattr(a, 987654321); }), ESTALE);
-  EXPECT_EQ(err([&](auto& c) { c.getattr(a, -1); }), ESTALE);
-  EXPECT_EQ(err([&](auto& c) { c.read(s, 1, 0, 10); }), EISDIR);
-  EXPECT_EQ(err([&](auto& c) { c.readdir(page, 1, -5, 10); }), EINVAL);
-  EXPECT_EQ(err([&](auto& c) { c.readdir(page, 1, 0, 0); }), EINVAL);
+  EXPECT_EQ(err([&](auto& c) { c.getattr(a, 987654321, 0); }), ESTALE);
+  EXPECT_EQ(err([&](auto& c) { c.getattr(a, -1, 0); }), ESTALE);
+  EXPECT_EQ(err([&](auto& c) { c.read(s, 1, 0, 10, 0); }), EISDIR);
+  EXPECT_EQ(err([&](auto& c) { c.readdir(page, 1, -5, 10, 0); }), EINVAL);
+  EXPECT_EQ(err([&](auto& c) { c.readdir(page, 1, 0, 0, 0); }), EINVAL);
   EXPECT_EQ(err([&](auto& c) { c.rename(1, "x", 1, "y", 0x7fffffff, 9); }), EINVAL);
   fsrpc::OpenReply o;
   ASSERT_EQ(err([&](auto& c) { c.create(o, 9, 1, "f", 0644, O_RDWR | O_CREAT, caller); }), 0);
-  EXPECT_EQ(err([&](auto& c) { c.read(s, o.attr.ino, -1, 10); }), EINVAL);
-  EXPECT_EQ(err([&](auto& c) { c.read(s, o.attr.ino, 0, -10); }), EINVAL);
-  EXPECT_EQ(err([&](auto& c) { c.read(s, o.attr.ino, 0, 1 << 30); }), EINVAL);
+  EXPECT_EQ(err([&](auto& c) { c.read(s, o.attr.ino, -1, 10, 0); }), EINVAL);
+  EXPECT_EQ(err([&](auto& c) { c.read(s, o.attr.ino, 0, -10, 0); }), EINVAL);
+  EXPECT_EQ(err([&](auto& c) { c.read(s, o.attr.ino, 0, 1 << 30, 0); }), EINVAL);
   EXPECT_EQ(err([&](auto& c) { c.write(w, o.attr.ino, INT64_MAX - 1, "xy", false, 9); }), EFBIG);
   EXPECT_EQ(err([&](auto& c) { c.write(w, o.attr.ino, -100, "xy", false, 9); }), EINVAL);
   fsrpc::SetAttr huge;
@@ -648,6 +677,10 @@ TEST_F(KitefsTest, BadInputOverTheWireGetsClearErrors) {
   EXPECT_EQ(err([&](auto& c) { c.setattr(a, o.attr.ino, huge, 9); }), EFBIG);
   EXPECT_EQ(err([&](auto& c) { c.fallocate(a, o.attr.ino, 0, INT64_MAX, INT64_MAX, 9); }), EFBIG);
   EXPECT_EQ(err([&](auto& c) { c.fallocate(a, o.attr.ino, 0, -1, 10, 9); }), EINVAL);
+  // A client of protocol 2 would miss invalidations (it does not say who reads): refused.
+  fsrpc::ServerInfo info;
+  EXPECT_EQ(err([&](auto& c) { c.hello(info, 9, "old-client", 2); }), EPROTO);
+  EXPECT_EQ(err([&](auto& c) { c.hold(9, std::vector<int64_t>(70000, 1)); }), EINVAL);
   EXPECT_EQ(err([&](auto& c) { c.release(9, o.handle); }), 0);
   EXPECT_EQ(err([&](auto& c) { c.release(9, o.handle); }), 0);  // twice: not an error
   // Still serving, and the file is empty.
