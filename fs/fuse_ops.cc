@@ -28,6 +28,9 @@ using Client = ServerPool::Client;
 // would cost a round trip per write. kitefs does not store it: getting it is ENODATA without
 // asking the server, setting it is EOPNOTSUPP — never a wrong answer.
 constexpr char kCapabilityXattr[] = "security.capability";
+// "system.*" attributes (POSIX ACLs): the server refuses them (EOPNOTSUPP: nothing would enforce
+// them), so the client answers without asking; cp -a and tar try one for every file they copy.
+bool IsSystemXattr(const char* name) { return std::strncmp(name, "system.", 7) == 0; }
 
 timespec ToTimespec(int64_t ns) {
   timespec ts;
@@ -429,7 +432,7 @@ void FuseOps::StatFs(fuse_req_t req, fuse_ino_t) {
 }
 
 void FuseOps::SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
-  if (std::strcmp(name, kCapabilityXattr) == 0) return fuse_reply_err(req, EOPNOTSUPP), void();
+  if (std::strcmp(name, kCapabilityXattr) == 0 || IsSystemXattr(name)) return fuse_reply_err(req, EOPNOTSUPP), void();
   std::string v(value, size);
   Status s = pool_->Call("setxattr", Retry::kIdempotent, [&](Client& c) { c.setxattr(Ino(ino), name, v, flags, static_cast<int64_t>(client_id_)); });
   fuse_reply_err(req, ErrnoOf(s));
@@ -437,6 +440,7 @@ void FuseOps::SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const c
 
 void FuseOps::GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   if (std::strcmp(name, kCapabilityXattr) == 0) return fuse_reply_err(req, ENODATA), void();
+  if (IsSystemXattr(name)) return fuse_reply_err(req, EOPNOTSUPP), void();
   std::string v;
   Status s = pool_->Call("getxattr", Retry::kIdempotent, [&](Client& c) { c.getxattr(v, Ino(ino), name); });
   if (!s.ok()) return ReplyError(req, s);
@@ -461,6 +465,7 @@ void FuseOps::ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 
 void FuseOps::RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   if (std::strcmp(name, kCapabilityXattr) == 0) return fuse_reply_err(req, ENODATA), void();
+  if (IsSystemXattr(name)) return fuse_reply_err(req, EOPNOTSUPP), void();
   Status s = pool_->Call("removexattr", Retry::kIdempotent, [&](Client& c) { c.removexattr(Ino(ino), name, static_cast<int64_t>(client_id_)); });
   fuse_reply_err(req, ErrnoOf(s));
 }

@@ -510,6 +510,12 @@ TEST_F(KitefsTest, XattrsStatfsAndFallocate) {
   EXPECT_EQ(errno, EOPNOTSUPP);
   ASSERT_EQ(removexattr(B("f").c_str(), "user.color"), 0);
   EXPECT_EQ(getxattr(A("f").c_str(), "user.color", v, sizeof v), -1);
+  // ACLs (system.*) are refused, by the client or the server alike, never silently dropped.
+  const char acl[] = "\2\0\0\0";
+  EXPECT_EQ(setxattr(A("f").c_str(), "system.posix_acl_access", acl, 4, 0), -1);
+  EXPECT_EQ(errno, EOPNOTSUPP);
+  EXPECT_EQ(getxattr(B("f").c_str(), "system.posix_acl_default", v, sizeof v), -1);
+  EXPECT_EQ(errno, EOPNOTSUPP);
 
   struct statvfs sv {};
   ASSERT_EQ(statvfs(A("").c_str(), &sv), 0);
