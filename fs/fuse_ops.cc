@@ -113,6 +113,16 @@ void FuseOps::Init(fuse_conn_info* conn) {
 void FuseOps::Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   fsrpc::Attr a;
   Status s = pool_->Call("lookup", Retry::kIdempotent, [&](Client& c) { c.lookup(a, Ino(parent), name, static_cast<int64_t>(client_id_)); });
+  if (!s.ok() && ErrnoOf(s) == ENOENT) {
+    // A negative entry the kernel keeps (a compiler looks for each header in every -I
+    // directory): this lookup made us a holder of the directory, so a name made there by any
+    // host is invalidated before its change returns, as a positive entry would be.
+    fuse_entry_param e{};
+    e.ino = 0;
+    e.entry_timeout = options_.entry_timeout_s;
+    fuse_reply_entry(req, &e);
+    return;
+  }
   if (!s.ok()) return ReplyError(req, s);
   ReplyEntry(req, a);
 }

@@ -7,9 +7,10 @@
 // fuse_ops.cc catch everything (bad_alloc → ENOMEM, anything else → EIO) before it reaches
 // libfuse.
 //
-// Caching: the kernel caches entries and attributes (entry/attr_timeout) and file data in its
-// page cache. The server's invalidations (ApplyInvalidations, fed by FuseMount's poller) drop
-// what other hosts changed before their changes return; NodeTable checks again at each open
+// Caching: the kernel caches entries (negative ones too: a name that does not exist),
+// attributes (entry/attr_timeout) and file data in its page cache. The server's invalidations
+// (ApplyInvalidations, fed by FuseMount's poller) drop what other hosts changed before their
+// changes return; NodeTable checks again at each open
 // (close-to-open), which also covers invalidations lost to a server restart. Writes go through
 // to the server synchronously (no write-back cache), so a close has nothing left to flush and
 // the data is on the server when write(2) returns. A file the server reports write-shared, and

@@ -25,6 +25,7 @@ uint64_t OpenTable::Add(uint64_t client_id, uint64_t ino, int flags) {
   std::lock_guard<std::mutex> lock(mu_);
   uint64_t h = next_handle_++;
   handles_[h] = Handle{client_id, ino, flags};
+  by_ino_[ino].insert(h);
   Client& c = clients_[client_id];
   c.handles.insert(h);
   c.last_seen = Clock::now();
@@ -37,6 +38,8 @@ Status OpenTable::RemoveLocked(uint64_t handle) {
   uint64_t ino = it->second.ino;
   auto c = clients_.find(it->second.client_id);
   if (c != clients_.end()) c->second.handles.erase(handle);
+  auto bi = by_ino_.find(ino);
+  if (bi != by_ino_.end() && bi->second.erase(handle) && bi->second.empty()) by_ino_.erase(bi);
   handles_.erase(it);
   return store_->Release(ino);
 }
@@ -77,8 +80,11 @@ std::vector<uint64_t> OpenTable::ExpireIdle(Clock::time_point now) {
 OpenTable::Usage OpenTable::UsageOf(uint64_t ino, uint64_t except) {
   std::lock_guard<std::mutex> lock(mu_);
   Usage u;
-  for (const auto& [h, handle] : handles_) {
-    if (handle.ino != ino || (except != 0 && handle.client_id == except)) continue;
+  auto bi = by_ino_.find(ino);
+  if (bi == by_ino_.end()) return u;
+  for (uint64_t h : bi->second) {
+    const Handle& handle = handles_.at(h);
+    if (except != 0 && handle.client_id == except) continue;
     int acc = handle.flags & O_ACCMODE;
     if (acc == O_RDONLY || acc == O_RDWR) ++u.readers;
     if (acc == O_WRONLY || acc == O_RDWR) ++u.writers;

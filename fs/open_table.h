@@ -18,6 +18,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/status.h"
@@ -70,6 +71,8 @@ class OpenTable {
   uint64_t next_handle_ = 1;                  // GUARDED_BY(mu_)
   std::map<uint64_t, Handle> handles_;        // GUARDED_BY(mu_)
   std::map<uint64_t, Client> clients_;        // GUARDED_BY(mu_)
+  // ino → its handles: UsageOf, at every open, looks at the file's handles only.
+  std::unordered_map<uint64_t, std::set<uint64_t>> by_ino_;  // GUARDED_BY(mu_)
 };
 
 }  // namespace kite::fs

@@ -131,7 +131,7 @@ if [[ ! -f build/build.ninja ]]; then
   [[ ! -f build/CMakeCache.txt ]] || die "build/ was configured with another generator than Ninja; remove it first"
   flock "$build_lock" cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
-flock "$build_lock" cmake --build build --target kite kite-homed kite-remoted kite-shim -j"$(nproc)"
+flock "$build_lock" cmake --build build --target kite kite-homed kite-remoted kite-shim kite-fsd kitefs -j"$(nproc)"
 
 say "bringing up $hosts simulated hosts (network, mount, PID and UTS namespaces; $cpu core each)"
 cluster down --stale >/dev/null 2>&1 || true  # left by a demo that was killed outright

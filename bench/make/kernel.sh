@@ -13,6 +13,9 @@
 #                                             cores, in a private mount namespace with the shared
 #                                             tree at /kite): a faster reference for correctness
 #                                             only, no speedup is printed (the test suite's mode)
+#   --reference none                          no plain build: kite make's time only (bench/fs's
+#                                             kitefs-against-bind comparison)
+#   --fs kitefs|bind                          the cluster's /kite (default kitefs, as scripts/cluster)
 #   --hosts N, --cpu F, --slots S             the cluster: hosts (default 4), each one's CPU cap
 #                                             in cores (0.5) and guest slots (2)
 #   --no-lock                                 do not take /tmp/kite-build.lock (the test suite,
@@ -24,8 +27,8 @@
 # shellcheck disable=SC2016  # single-quoted commands are expanded on the hosts, on purpose
 set -euo pipefail
 
-hosts=4 cpu=0.5 slots=2 evict="" evict_at=20 reference=capped lock=1
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+hosts=4 cpu=0.5 slots=2 evict="" evict_at=20 reference=capped lock=1 fs=${KITE_SIM_FS:-kitefs}
+usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
   case $1 in
     --hosts) hosts=$2; shift 2 ;;
@@ -35,12 +38,14 @@ while (($#)); do
     --evict-at) evict_at=$2; shift 2 ;;
     --reference) reference=$2; shift 2 ;;
     --no-lock) lock=0; shift ;;
+    --fs) fs=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "kernel.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
 [[ $hosts =~ ^[2-9]$ ]] || { echo "kernel.sh: --hosts wants 2..9" >&2; exit 2; }
-[[ $reference == capped || $reference == uncapped ]] || { echo "kernel.sh: --reference capped|uncapped" >&2; exit 2; }
+[[ $reference =~ ^(capped|uncapped|none)$ ]] || { echo "kernel.sh: --reference capped|uncapped|none" >&2; exit 2; }
+[[ $fs == kitefs || $fs == bind ]] || { echo "kernel.sh: --fs kitefs|bind" >&2; exit 2; }
 IFS=, read -r -a evicted <<<"$evict"
 for h in "${evicted[@]}"; do
   [[ $h =~ ^node([2-9])$ && ${BASH_REMATCH[1]} -le $hosts ]] ||
@@ -78,10 +83,12 @@ if ((lock)); then
   exec 9>/tmp/kite-build.lock
   flock 9
 fi
-echo "bringing up $hosts hosts at $cpu core, $slots slots each..." >&2
-cluster up "$hosts" --cpu "$cpu" --slots "$slots" >&2
+echo "bringing up $hosts hosts at $cpu core, $slots slots each, /kite on $fs..." >&2
+cluster up "$hosts" --cpu "$cpu" --slots "$slots" --fs "$fs" >&2
 prepare_cache "$(kernel_tarball)" >&2
+t0=$(now)
 place_tree "$shared/linux"
+echo "kernel tree placed in /kite in $(elapsed "$t0" "$(now)") s" >&2
 on node1 'cd /kite/linux && make -s tinyconfig' >"$logs/tinyconfig.log" 2>&1 || die "make tinyconfig failed ($logs)"
 image=$(on node1 'cd /kite/linux && make -s image_name')
 
@@ -120,6 +127,15 @@ if ((${#evicted[@]})); then wait "${bg[0]}" || true; fi
 kite_s=$(elapsed "$t0" "$t1")
 summary=$(grep -E '^kite make:|^  (node[0-9]|home) |evicted while running' "$logs/kite-make.log" || true)
 
+if [[ $reference == none ]]; then
+  echo
+  echo "| build of Linux (tinyconfig), hosts at $cpu core, /kite on $fs | wall s |"
+  echo "|---|---:|"
+  echo "| kite make on $hosts hosts ($slots slots each) | $kite_s |"
+  echo
+  echo "$summary"
+  exit 0
+fi
 echo "plain make -j2 ($reference)..." >&2
 mv "$shared/linux" "$shared/linux.kite"
 place_tree "$shared/linux"

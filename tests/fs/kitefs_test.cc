@@ -170,6 +170,16 @@ TEST_F(KitefsTest, RemoteChangesAreSeenByStatWithoutWaiting) {
   EXPECT_TRUE(S_ISDIR(Stat(B("dir")).st_mode));
   EXPECT_EQ(Stat(B("")).st_nlink, 3u);
   EXPECT_EQ(ListDir(B("")), (std::set<std::string>{".", "..", "target", "dir"}));
+  // A name B looked for in vain (the kernel keeps that answer) appears when A makes it; and
+  // again after a remove, in a directory B never listed.
+  for (int round = 0; round < 10; ++round) {
+    std::string name = "dir/later" + std::to_string(round % 3);
+    EXPECT_NE(access(B(name).c_str(), F_OK), 0) << "round " << round;
+    EXPECT_NE(access(B(name).c_str(), F_OK), 0) << "round " << round;  // from the kernel's cache
+    ASSERT_EQ(WriteFile(A(name), "now"), 0);
+    EXPECT_EQ(access(B(name).c_str(), F_OK), 0) << "round " << round;
+    ASSERT_EQ(unlink(A(name).c_str()), 0);
+  }
 }
 
 // Callbacks go to the holders only: a host is told of (and waited for) changes to what it has
