@@ -1,9 +1,17 @@
 // FileDaemon: wires the Store, the OpenTable, the InvalidationLog, the Thrift server and the
 // housekeeping thread (expires silent clients and their locks, removes unlinked files whose
-// grace ended).
+// grace ended, logs how many calls of each kind it served in the last minute).
+#include <thrift/TProcessor.h>
+
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "common/log.h"
 #include "common/rpc.h"
@@ -16,6 +24,46 @@
 #include "kite/fsrpc/FileService.h"
 
 namespace kite::fs {
+namespace {
+
+// Counts the calls served, per method (what a workload asks of the server: where its time goes).
+class CallCounter : public apache::thrift::TProcessorEventHandler {
+ public:
+  void* getContext(const char* fn_name, void*) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++counts_[fn_name];  // Thrift's method names are static strings: counted by address
+    return nullptr;
+  }
+  // "N calls: open 120, lookup 80, ..." (most first) since the last Take(); "" if none.
+  std::string Take() {
+    std::unordered_map<const char*, uint64_t> counts;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      counts.swap(counts_);
+    }
+    std::vector<std::pair<uint64_t, std::string>> by_count;
+    uint64_t total = 0;
+    for (const auto& [name, n] : counts) {
+      std::string_view m(name);
+      if (size_t dot = m.rfind('.'); dot != std::string_view::npos) m.remove_prefix(dot + 1);
+      by_count.emplace_back(n, std::string(m));
+      total += n;
+    }
+    if (total == 0) return "";
+    std::sort(by_count.begin(), by_count.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::string out = std::to_string(total) + " calls:";
+    for (size_t i = 0; i < by_count.size(); ++i) {
+      out += (i ? ", " : " ") + by_count[i].second + " " + std::to_string(by_count[i].first);
+    }
+    return out;
+  }
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<const char*, uint64_t> counts_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace
 
 class FileDaemonImpl {
  public:
@@ -46,6 +94,8 @@ class FileDaemonImpl {
                                                  options_.client_timeout_ms,
                                                  std::chrono::milliseconds(options_.ack_timeout_ms));
     auto processor = std::make_shared<fsrpc::FileServiceProcessor>(handler);
+    calls_ = std::make_shared<CallCounter>();
+    processor->setEventHandler(calls_);
     listen_ = options_.listen_address.empty() ? config_.listen_address : options_.listen_address;
     KITE_ASSIGN_OR_RETURN(server_, MakeServer(*tls, listen_, options_.port, processor));
     return OkStatus();
@@ -67,6 +117,7 @@ class FileDaemonImpl {
     }
     cv_.notify_all();
     expiry.join();
+    if (std::string c = calls_->Take(); !c.empty()) KLOG_INFO("served {} since the last count", c);
     return result;
   }
 
@@ -84,6 +135,7 @@ class FileDaemonImpl {
  private:
   void ExpireLoop() {
     std::unique_lock<std::mutex> lock(mu_);
+    auto next_count = std::chrono::steady_clock::now() + kCountEvery;
     while (!stopping_) {
       cv_.wait_for(lock, std::chrono::milliseconds(std::min(options_.client_timeout_ms / 4, 1000)));
       if (stopping_) break;
@@ -94,12 +146,18 @@ class FileDaemonImpl {
       }
       auto purged = store_->PurgeUnlinked(Store::WallNowNs());
       if (!purged.ok()) KLOG_WARN("{}", purged.status().message());
+      if (std::chrono::steady_clock::now() >= next_count) {
+        next_count += kCountEvery;
+        if (std::string c = calls_->Take(); !c.empty()) KLOG_INFO("served {} in the last minute", c);
+      }
       lock.lock();
     }
   }
 
+  static constexpr std::chrono::seconds kCountEvery{60};
   const Config config_;
   const FileServerOptions options_;
+  std::shared_ptr<CallCounter> calls_;
   std::string listen_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<OpenTable> opens_;

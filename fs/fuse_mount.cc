@@ -158,7 +158,9 @@ class FuseMountImpl {
         incarnation = inv.incarnation;
       } else {
         ops_->ApplyInvalidations(inv.items);
+        ops_->CallbacksLive();  // everything the server said until now is applied
       }
+      ops_->ReleaseIdleReads();
       seq = inv.next_seq;
     }
   }

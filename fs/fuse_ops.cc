@@ -9,6 +9,8 @@
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <new>
 #include <string>
@@ -256,12 +258,26 @@ int64_t FuseOps::RemoveFile(OpenFile* f) {
     files_.erase(f);
     if (!f->lock_owners.empty()) --files_with_owners_;
     handle = f->handle;
+    if (f->shared_read) {
+      // The shared handle stays for the next read-only open, unless the file changed.
+      handle = 0;
+      auto it = shared_reads_.find(f->ino);
+      if (it != shared_reads_.end() && it->second.handle == f->handle && --it->second.users == 0) {
+        if (it->second.retired) {
+          handle = it->second.handle;
+          shared_reads_.erase(it);
+        } else {
+          it->second.idle_since = std::chrono::steady_clock::now();
+        }
+      }
+    }
   }
   delete f;
   return handle;
 }
 
 void FuseOps::ReleaseHandle(int64_t handle) {
+  if (handle == 0) return;  // nothing to release (a shared read handle kept for later)
   Status s = pool_->Call("release", Retry::kIdempotent,
                          [&](Client& c) { c.release(static_cast<int64_t>(client_id_), handle); });
   if (!s.ok()) KLOG_WARN("{}", s.message());  // the server releases it when it expires us
@@ -285,13 +301,109 @@ void FuseOps::FinishOpen(fuse_ino_t ino, const fsrpc::OpenReply& reply, fuse_fil
   }
 }
 
+namespace {
+bool ReadOnlyOpen(int flags) { return (flags & O_ACCMODE) == O_RDONLY && !(flags & (O_TRUNC | O_APPEND | O_CREAT)); }
+int64_t SteadyNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+void FuseOps::CallbacksLive() {
+  callbacks_live_until_ns_.store(SteadyNowNs() + std::chrono::nanoseconds(kCallbacksLiveFor).count());
+}
+
+bool FuseOps::OpenShared(fuse_ino_t ino, fuse_file_info* fi) {
+  if (SteadyNowNs() > callbacks_live_until_ns_.load() || !nodes_.Trusted(ino)) return false;
+  auto* f = new OpenFile;
+  f->ino = ino;
+  f->flags = fi->flags;
+  {
+    std::lock_guard<std::mutex> lock(files_mu_);
+    auto it = shared_reads_.find(ino);
+    if (it == shared_reads_.end() || it->second.retired) {
+      delete f;
+      return false;
+    }
+    ++it->second.users;
+    f->serial = next_serial_++;
+    f->handle = it->second.handle;
+    f->incarnation = it->second.incarnation;
+    f->shared_read = true;
+    files_.insert(f);
+  }
+  fi->fh = reinterpret_cast<uint64_t>(f);
+  fi->keep_cache = 1;
+  return true;
+}
+
+void FuseOps::RetireSharedRead(uint64_t ino) {
+  int64_t release = 0;
+  {
+    std::lock_guard<std::mutex> lock(files_mu_);
+    auto it = shared_reads_.find(ino);
+    if (it == shared_reads_.end()) return;
+    if (it->second.users == 0) {
+      release = it->second.handle;
+      shared_reads_.erase(it);
+    } else {
+      it->second.retired = true;
+    }
+  }
+  ReleaseHandle(release);
+}
+
+void FuseOps::ReleaseIdleReads(bool all) {
+  std::vector<int64_t> release;
+  {
+    std::lock_guard<std::mutex> lock(files_mu_);
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<std::pair<std::chrono::steady_clock::time_point, uint64_t>> idle;
+    for (auto it = shared_reads_.begin(); it != shared_reads_.end();) {
+      const SharedRead& r = it->second;
+      if (r.users == 0 && (all || now - r.idle_since > kSharedReadLinger)) {
+        release.push_back(r.handle);
+        it = shared_reads_.erase(it);
+        continue;
+      }
+      if (r.users == 0) idle.emplace_back(r.idle_since, it->first);
+      ++it;
+    }
+    if (idle.size() > kMaxIdleSharedReads) {  // the longest idle go first
+      std::sort(idle.begin(), idle.end());
+      for (size_t i = 0; i < idle.size() - kMaxIdleSharedReads; ++i) {
+        auto it = shared_reads_.find(idle[i].second);
+        release.push_back(it->second.handle);
+        shared_reads_.erase(it);
+      }
+    }
+  }
+  for (int64_t h : release) ReleaseHandle(h);
+}
+
 void FuseOps::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  fsrpc::OpenReply reply;
   int flags = fi->flags;
+  if (ReadOnlyOpen(flags) && OpenShared(ino, fi)) {
+    if (fuse_reply_open(req, fi) != 0) ReleaseHandle(RemoveFile(reinterpret_cast<OpenFile*>(fi->fh)));
+    return;
+  }
+  fsrpc::OpenReply reply;
   Status s = pool_->Call("open", Retry::kIdempotent,
                          [&](Client& c) { c.open(reply, static_cast<int64_t>(client_id_), Ino(ino), flags); });
   if (!s.ok()) return ReplyError(req, s);
   FinishOpen(ino, reply, fi);
+  if (ReadOnlyOpen(flags) && reply.cache) {
+    // The first read-only open of the file here: its handle serves the next ones.
+    auto* f = reinterpret_cast<OpenFile*>(fi->fh);
+    std::lock_guard<std::mutex> lock(files_mu_);
+    if (!shared_reads_.count(ino)) {
+      SharedRead& r = shared_reads_[ino];
+      r.handle = reply.handle;
+      r.incarnation = reply.incarnation;
+      r.users = 1;
+      f->shared_read = true;
+    }
+  }
   if (fuse_reply_open(req, fi) != 0) {
     // The opener went away (interrupted): nobody will release it.
     ReleaseHandle(RemoveFile(reinterpret_cast<OpenFile*>(fi->fh)));
@@ -554,6 +666,12 @@ void FuseOps::HoldAgain() {
 
 void FuseOps::ReclaimAfterRestart(int64_t incarnation) {
   HoldAgain();
+  {
+    // The restarted server knows none of our handles: every open file gets its own below.
+    std::lock_guard<std::mutex> lock(files_mu_);
+    for (OpenFile* f : files_) f->shared_read = false;
+    shared_reads_.clear();
+  }
   struct Item {
     OpenFile* f;
     uint64_t serial, ino;
@@ -605,6 +723,7 @@ void FuseOps::ApplyInvalidations(const std::vector<fsrpc::Invalidation>& items) 
     if (inv.parent != 0 && nodes_.Known(static_cast<uint64_t>(inv.parent))) {
       fuse_lowlevel_notify_inval_entry(se, static_cast<fuse_ino_t>(inv.parent), inv.name.data(), inv.name.size());
     }
+    if (inv.ino != 0) RetireSharedRead(static_cast<uint64_t>(inv.ino));  // changed: ask at the next open
     if (inv.ino != 0 && nodes_.Known(static_cast<uint64_t>(inv.ino))) {
       if (inv.data) nodes_.Distrust(static_cast<uint64_t>(inv.ino));
       fuse_lowlevel_notify_inval_inode(se, static_cast<fuse_ino_t>(inv.ino), inv.data ? 0 : -1, 0);
@@ -613,6 +732,12 @@ void FuseOps::ApplyInvalidations(const std::vector<fsrpc::Invalidation>& items) 
 }
 
 void FuseOps::InvalidateAll() {
+  {
+    // Nothing cached is trusted: no shared read handle takes new users.
+    std::lock_guard<std::mutex> lock(files_mu_);
+    for (auto& [ino, r] : shared_reads_) r.retired = true;
+  }
+  ReleaseIdleReads(/*all=*/true);
   fuse_session* se = session_.load();
   if (!se) return;
   for (uint64_t ino : nodes_.Inodes()) {

@@ -18,6 +18,17 @@
 // append the server picks the offset, so appenders on different hosts never overwrite each
 // other.
 //
+// Read-only opens without a round trip: a build opens the same headers thousands of times. The
+// first read-only open of a file asks the server (close-to-open) and its handle is then shared
+// by every read-only open of the file on this host, and kept for kSharedReadLinger after the
+// last close. A later read-only open uses it without asking the server when (1) the callback
+// channel is live (the poller heard from the server within kCallbacksLiveFor, so every change
+// another host made to the file has been applied to this kernel before that change returned)
+// and (2) the page cache of the file is trusted (NodeTable: no data invalidation since an open
+// gave its version). The server still sees the file open here (unlinked files stay, writers
+// elsewhere get write sharing); an idle shared handle is released when the file is
+// invalidated, when it has lingered, or when there are more than kMaxIdleSharedReads.
+//
 // Locks: getlk/setlk (fcntl) and flock go to kite-fsd through LockClient (fs/lock_client.h),
 // which never ties up a worker thread while a lock request waits. A close (flush) releases the
 // closing process's fcntl locks on the file; the last close of an open file description
@@ -35,9 +46,11 @@
 #include <fuse_lowlevel.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <set>
+#include <unordered_map>
 #include <vector>
 
 #include "fs/lock_client.h"
@@ -73,6 +86,12 @@ class FuseOps {
   void ReclaimAfterRestart(int64_t incarnation);
   // Unmounting: lock requests still waiting get EINTR. Before the session is destroyed.
   void Shutdown() { locks_.Shutdown(); }
+  // The poller heard from the server and applied what it said: cached opens are safe for a
+  // while (see "Read-only opens" above).
+  void CallbacksLive();
+  // From the poller: releases the shared read handles that lingered long enough (all of them
+  // with `all`).
+  void ReleaseIdleReads(bool all = false);
 
   void Init(fuse_conn_info* conn);
   void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name);
@@ -120,6 +139,7 @@ class FuseOps {
     bool append = false;
     int64_t handle = 0;          // GUARDED_BY(files_mu_)
     int64_t incarnation = 0;     // GUARDED_BY(files_mu_): the server's, when handle was given
+    bool shared_read = false;    // GUARDED_BY(files_mu_): handle is shared_reads_[ino]'s
     // fcntl lock owners that locked through this description and have not closed a file
     // since (see Flush): at the last close, what they still hold are OFD locks.
     std::set<uint64_t> lock_owners;  // GUARDED_BY(files_mu_)
@@ -135,6 +155,22 @@ class FuseOps {
   // Fills fi for an open of the file whose attributes (after the open) are `a`.
   void FinishOpen(fuse_ino_t ino, const fsrpc::OpenReply& reply, fuse_file_info* fi);
 
+  // A read-only server handle shared by this host's read-only opens of one file.
+  struct SharedRead {
+    int64_t handle = 0;
+    int64_t incarnation = 0;
+    int users = 0;                 // OpenFiles using it
+    bool retired = false;          // the file changed: no new users; released at the last close
+    std::chrono::steady_clock::time_point idle_since;
+  };
+  static constexpr std::chrono::seconds kSharedReadLinger{30};
+  static constexpr size_t kMaxIdleSharedReads = 4096;
+  static constexpr std::chrono::milliseconds kCallbacksLiveFor{1200};
+  // Opens `ino` read-only with the shared handle if that is safe (see above); false: ask.
+  bool OpenShared(fuse_ino_t ino, fuse_file_info* fi);
+  // The file changed elsewhere: its shared handle takes no new users (released now if idle).
+  void RetireSharedRead(uint64_t ino);
+
   ServerPool* const pool_;
   const uint64_t client_id_;
   const Options options_;
@@ -145,6 +181,8 @@ class FuseOps {
   std::set<OpenFile*> files_;       // GUARDED_BY(files_mu_): every open file
   uint64_t next_serial_ = 1;        // GUARDED_BY(files_mu_)
   size_t files_with_owners_ = 0;    // GUARDED_BY(files_mu_): how many have lock_owners
+  std::unordered_map<uint64_t, SharedRead> shared_reads_;  // GUARDED_BY(files_mu_): by ino
+  std::atomic<int64_t> callbacks_live_until_ns_{0};  // steady clock
 };
 
 }  // namespace kite::fs

@@ -54,6 +54,12 @@ void NodeTable::Distrust(uint64_t ino) {
   if (it != nodes_.end()) it->second.cache_version = -1;
 }
 
+bool NodeTable::Trusted(uint64_t ino) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = nodes_.find(ino);
+  return it != nodes_.end() && it->second.cache_version >= 0;
+}
+
 bool NodeTable::Known(uint64_t ino) {
   if (ino == 1) return true;  // FUSE_ROOT_ID
   std::lock_guard<std::mutex> lock(mu_);

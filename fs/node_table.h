@@ -39,6 +39,9 @@ class NodeTable {
   void Changed(uint64_t ino, int64_t new_data_version, int64_t versions_added = 1);
   // The page cache of `ino` may hold stale data: the next open drops it.
   void Distrust(uint64_t ino);
+  // Whether the page cache of `ino` holds what the server has, as far as this client was told
+  // (an open gave its version and no data invalidation came since).
+  bool Trusted(uint64_t ino);
 
   // Whether the kernel may hold `ino` (it was given it and has not forgotten it; the root
   // always).

@@ -182,6 +182,29 @@ TEST_F(KitefsTest, RemoteChangesAreSeenByStatWithoutWaiting) {
   }
 }
 
+// Read-only opens after the first use this host's shared handle without asking the server
+// (fuse_ops.h, "Read-only opens"): still, every rewrite on another host — in place, same size,
+// or a new file under the name — is seen by the next open, and so is a change of mode.
+TEST_F(KitefsTest, RepeatedReadOnlyOpensSeeEveryRemoteRewrite) {
+  std::string data = Pattern(5000, 0);
+  ASSERT_EQ(WriteFile(A("hdr"), data), 0);
+  for (int i = 1; i <= 60; ++i) {
+    EXPECT_EQ(ReadFile(B("hdr")), data) << "open " << i;
+    EXPECT_EQ(ReadFile(B("hdr")), data) << "open " << i << ", again";
+    if (i % 3 == 0) {  // rewritten in place: same size, same name, same inode
+      data = Pattern(5000, i);
+      ASSERT_EQ(WriteFile(A("hdr"), data, O_WRONLY), 0);
+    } else if (i % 10 == 1) {  // replaced by a new file
+      data = Pattern(4000 + i, i);
+      ASSERT_EQ(WriteFile(A("hdr.new"), data), 0);
+      ASSERT_EQ(rename(A("hdr.new").c_str(), A("hdr").c_str()), 0);
+    }
+  }
+  ASSERT_EQ(chmod(A("hdr").c_str(), 0600), 0);
+  EXPECT_EQ(Stat(B("hdr")).st_mode & 07777, 0600u);
+  EXPECT_EQ(ReadFile(B("hdr")), data);
+}
+
 // Callbacks go to the holders only: a host is told of (and waited for) changes to what it has
 // looked at, and never of the rest. Host B hangs (SIGSTOP of its kitefs): A's changes in a
 // directory B never looked into return without waiting for it; a change to a file B has
