@@ -315,17 +315,15 @@ void FuseOps::CallbacksLive() {
 
 bool FuseOps::OpenShared(fuse_ino_t ino, fuse_file_info* fi) {
   if (SteadyNowNs() > callbacks_live_until_ns_.load() || !nodes_.Trusted(ino)) return false;
-  auto* f = new OpenFile;
-  f->ino = ino;
-  f->flags = fi->flags;
+  OpenFile* f;
   {
     std::lock_guard<std::mutex> lock(files_mu_);
     auto it = shared_reads_.find(ino);
-    if (it == shared_reads_.end() || it->second.retired) {
-      delete f;
-      return false;
-    }
+    if (it == shared_reads_.end() || it->second.retired) return false;
     ++it->second.users;
+    f = new OpenFile;
+    f->ino = ino;
+    f->flags = fi->flags;
     f->serial = next_serial_++;
     f->handle = it->second.handle;
     f->incarnation = it->second.incarnation;
@@ -358,6 +356,10 @@ void FuseOps::ReleaseIdleReads(bool all) {
   {
     std::lock_guard<std::mutex> lock(files_mu_);
     const auto now = std::chrono::steady_clock::now();
+    // The poller calls this after every poll, which can be hundreds a second while others
+    // change things: look at the handles (under the lock every open takes) once a second.
+    if (!all && now - last_idle_scan_ < std::chrono::seconds(1)) return;
+    last_idle_scan_ = now;
     std::vector<std::pair<std::chrono::steady_clock::time_point, uint64_t>> idle;
     for (auto it = shared_reads_.begin(); it != shared_reads_.end();) {
       const SharedRead& r = it->second;
@@ -649,8 +651,7 @@ void FuseOps::Flock(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, int op) 
 }
 
 void FuseOps::HoldAgain() {
-  std::vector<uint64_t> known = nodes_.Inodes();
-  known.push_back(FUSE_ROOT_ID);
+  std::vector<uint64_t> known = nodes_.Inodes();  // the root included
   constexpr size_t kPerCall = 16384;
   for (size_t i = 0; i < known.size(); i += kPerCall) {
     std::vector<int64_t> part(known.begin() + static_cast<std::ptrdiff_t>(i),

@@ -183,6 +183,7 @@ class FuseOps {
   size_t files_with_owners_ = 0;    // GUARDED_BY(files_mu_): how many have lock_owners
   std::unordered_map<uint64_t, SharedRead> shared_reads_;  // GUARDED_BY(files_mu_): by ino
   std::atomic<int64_t> callbacks_live_until_ns_{0};  // steady clock
+  std::chrono::steady_clock::time_point last_idle_scan_;  // GUARDED_BY(files_mu_)
 };
 
 }  // namespace kite::fs

@@ -72,6 +72,17 @@ class FsCluster {
   std::vector<bool> mounted_;
 };
 
+// `n` bytes that depend on `seed` (file contents that tell two versions apart).
+inline std::string Pattern(size_t n, uint32_t seed) {
+  std::string s(n, '\0');
+  uint32_t x = seed * 2654435761u + 1;
+  for (size_t i = 0; i < n; ++i) {
+    x = x * 1103515245u + 12345u;
+    s[i] = static_cast<char>(x >> 24);
+  }
+  return s;
+}
+
 // True when `path` is a mount point of type fuse.kitefs in this mount namespace.
 bool IsKitefsMount(const std::string& path);
 

@@ -30,16 +30,6 @@ namespace {
 // What an operation returned, as a comparable string: "ok ...details" or "errno NAME".
 std::string Err(int e) { return std::string("errno ") + (strerrorname_np(e) ? strerrorname_np(e) : std::to_string(e)); }
 
-std::string Pattern(size_t n, uint32_t seed) {
-  std::string s(n, '\0');
-  uint32_t x = seed * 2654435761u + 1;
-  for (size_t i = 0; i < n; ++i) {
-    x = x * 1103515245u + 12345u;
-    s[i] = static_cast<char>(x >> 24);
-  }
-  return s;
-}
-
 // The attributes two file systems must agree on: type, permissions, links, and the size of
 // files and symlinks (a directory's size is the file system's business).
 std::string DescribeStat(const struct stat& st) {

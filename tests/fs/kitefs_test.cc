@@ -89,16 +89,6 @@ std::set<std::string> ListDir(const std::string& path) {
   return names;
 }
 
-std::string Pattern(size_t n, int seed) {
-  std::string s(n, '\0');
-  uint32_t x = static_cast<uint32_t>(seed) * 2654435761u + 1;
-  for (size_t i = 0; i < n; ++i) {
-    x = x * 1103515245u + 12345u;
-    s[i] = static_cast<char>(x >> 24);
-  }
-  return s;
-}
-
 class KitefsTest : public FsClusterTest {
  protected:
   void SetUp() override { StartCluster(); }
