@@ -270,13 +270,17 @@ TEST_F(KitefsExerciserTest, RandomOperationsFromTwoHostsMatchALocalDirectory) {
   Generator gen(seed);
   int counts[2] = {0, 0};
   int successes = 0;
+  int kinds_succeeded[static_cast<int>(Kind::kCount)] = {};
   for (int i = 0; i < ops; ++i) {
     Op op = gen.Next();
     int host = gen.Pick(2);
     ++counts[host];
     std::string want = Apply(op, ref);
     std::string got = Apply(op, cluster_->mount(host));
-    if (want.starts_with("ok")) ++successes;
+    if (want.starts_with("ok")) {
+      ++successes;
+      ++kinds_succeeded[static_cast<int>(op.kind)];
+    }
     ASSERT_EQ(got, want) << "operation " << i << " of seed " << seed << " on host " << host << ": "
                          << op.Describe();
   }
@@ -287,8 +291,12 @@ TEST_F(KitefsExerciserTest, RandomOperationsFromTwoHostsMatchALocalDirectory) {
   // The run exercised something: both hosts, and operations that succeeded as well as failed.
   EXPECT_GT(counts[0], ops / 4);
   EXPECT_GT(counts[1], ops / 4);
-  EXPECT_GT(successes, ops / 5);
+  // (A fifth to a third succeed in runs of 4000; most kinds of operation do at least once.)
+  EXPECT_GT(successes, ops / 10);
   EXPECT_LT(successes, ops);
+  int kinds = 0;
+  for (int n : kinds_succeeded) kinds += n > 0;
+  EXPECT_GE(kinds, static_cast<int>(Kind::kCount) - 3) << "kinds of operation that succeeded at least once";
   std::cout << ops << " operations (" << counts[0] << " on host 0, " << counts[1] << " on host 1), " << successes
             << " succeeded; final tree of " << expected.size() << " entries identical on both hosts\n";
 }
