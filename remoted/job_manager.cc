@@ -20,8 +20,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 
 #include "common/log.h"
 #include "remoted/input_queue.h"
@@ -578,6 +580,7 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
   const bool stops = mode.sival_int == shim::kCheckpointStop;
   stop_mode = stops;
   std::vector<TreeProcess> procs;
+  std::map<pid_t, Clock::time_point> first_seen_without_handler;
   const auto deadline = Clock::now() + kCheckpointTimeout;
   for (;;) {
     bool reaped;
@@ -604,20 +607,29 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
     // Every process not signalled yet (all of them the first time; later, those forked since
     // the last look, which fork gave the handler) must be one the shim can checkpoint. All are
     // checked before any is signalled: the signal's default action would kill a process
-    // without the shim's handler.
+    // without the shim's handler. A process that preloads the shim but has no handler yet is
+    // between its exec and the shim's constructor (a shell's `sleep` just started): it is
+    // waited for, up to kShimStartGrace, and signalled once the handler is there.
+    std::set<pid_t> starting;
     for (const TreeProcess& p : procs) {
       if (p.zombie() || signalled.count(p.pid)) continue;
       if (p.sid != root)
         return undo(FailedPrecondition(name + " cannot be checkpointed: " + p.Describe() +
                                        " runs in a session of its own"));
-      if (!JobTree::Catches(p.pid, shim::kCheckpointSignal))
-        return undo(FailedPrecondition(name + " cannot be checkpointed: " + p.Describe() +
-                                       " does not run the kite shim (statically linked, or started without "
-                                       "LD_PRELOAD)"));
+      if (JobTree::Catches(p.pid, shim::kCheckpointSignal)) continue;
+      const auto first = first_seen_without_handler.try_emplace(p.pid, Clock::now()).first->second;
+      if (!config_.shim_path.empty() && JobTree::Preloads(p.pid, config_.shim_path) &&
+          Clock::now() - first < kShimStartGrace) {
+        starting.insert(p.pid);
+        continue;
+      }
+      return undo(FailedPrecondition(name + " cannot be checkpointed: " + p.Describe() +
+                                     " does not run the kite shim (statically linked, or started without "
+                                     "LD_PRELOAD)"));
     }
-    bool all = true;
+    bool all = starting.empty();
     for (const TreeProcess& p : procs) {
-      if (p.zombie()) continue;
+      if (p.zombie() || starting.count(p.pid)) continue;
       auto it = signalled.find(p.pid);
       if (it == signalled.end()) {
         for (const auto& [fd, copy] : DeletedFileCopies(img_of(p.pid))) ::unlink(copy.c_str());

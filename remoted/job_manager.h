@@ -99,6 +99,9 @@ class JobManager {
   // kite-restore's reason when it refused or failed (the new job is released).
   StatusOr<int64_t> Restore(const rpc::RestoreSpec& spec);
   static constexpr std::chrono::seconds kCheckpointTimeout{30};
+  // How long a process that preloads the shim may go without its handler (between its exec
+  // and the shim's constructor) before it counts as one without the shim.
+  static constexpr std::chrono::seconds kShimStartGrace{2};
   // Kills whatever is left of the job (its process group and everything in its cgroups),
   // waits for the root to be reaped, frees the slot and removes the job's cgroups.
   Status Release(int64_t job);

@@ -37,6 +37,10 @@ class JobTree {
   // Whether `pid` has a handler for `signo` installed (SigCgt).
   static bool Catches(pid_t pid, int signo);
 
+  // Whether `pid`'s environment preloads a library whose file name is `lib`'s: a process that
+  // does but has no handler yet is between its exec and the shim's constructor.
+  static bool Preloads(pid_t pid, const std::string& lib);
+
   // The pipes `pid` holds: descriptor -> the pipe's inode.
   static std::map<int, uint64_t> PipeFds(pid_t pid);
 
