@@ -73,7 +73,11 @@ std::string MakeSummary::Format(double wall_seconds) const {
     if (host == kHome && sub_makes_ > 0) out += ", " + std::to_string(sub_makes_) + " sub-make" + (sub_makes_ == 1 ? "" : "s");
     out += "\n";
   }
-  if (migrated_ > 0 || requeued_ > 0) {
+  // Said whenever recipes went to other hosts, zeros included: a host whose owner came back
+  // while its guests were ending on their own is cleared with nothing moved.
+  const bool remote = std::any_of(by_host_.begin(), by_host_.end(),
+                                  [](const auto& e) { return e.first != kHome && e.second > 0; });
+  if (remote || migrated_ > 0 || requeued_ > 0) {
     snprintf(buf, sizeof buf, "  evicted while running: %d migrated, %d requeued (rerun from the start)\n", migrated_,
              requeued_);
     out += buf;

@@ -9,6 +9,10 @@
 #                                             mid-build (--evict-at S, default 20 s); each must
 #                                             clear, and kite make's summary says how many
 #                                             recipes migrated and how many were requeued
+#   --owner-leaves-after S                    with --evict: the owners go away again S s after
+#                                             their hosts cleared (the hosts take guests again)
+#   --deadline S                              fail (and tear down) once S s have gone by; meant to
+#                                             be below ctest's timeout, which kills with SIGKILL
 #   --reference uncapped                      the plain build runs on the machine itself (all its
 #                                             cores, in a private mount namespace with the shared
 #                                             tree at /kite): a faster reference for correctness
@@ -28,7 +32,8 @@
 set -euo pipefail
 
 hosts=4 cpu=0.5 slots=2 evict="" evict_at=20 reference=capped lock=1 fs=${KITE_SIM_FS:-kitefs}
-usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
+owner_leaves_after="" deadline=""
+usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
   case $1 in
     --hosts) hosts=$2; shift 2 ;;
@@ -36,6 +41,8 @@ while (($#)); do
     --slots) slots=$2; shift 2 ;;
     --evict) evict=$2; shift 2 ;;
     --evict-at) evict_at=$2; shift 2 ;;
+    --owner-leaves-after) owner_leaves_after=$2; shift 2 ;;
+    --deadline) deadline=$2; shift 2 ;;
     --reference) reference=$2; shift 2 ;;
     --no-lock) lock=0; shift ;;
     --fs) fs=$2; shift 2 ;;
@@ -43,6 +50,10 @@ while (($#)); do
     *) echo "kernel.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
+[[ -z $owner_leaves_after || $owner_leaves_after =~ ^[0-9]+$ ]] || { echo "kernel.sh: --owner-leaves-after wants seconds" >&2; exit 2; }
+[[ -z $deadline || $deadline =~ ^[1-9][0-9]*$ ]] || { echo "kernel.sh: --deadline wants seconds" >&2; exit 2; }
+deadline_at=""
+[[ -z $deadline ]] || deadline_at=$(($(date +%s) + deadline))
 [[ $hosts =~ ^[2-9]$ ]] || { echo "kernel.sh: --hosts wants 2..9" >&2; exit 2; }
 [[ $reference =~ ^(capped|uncapped|none)$ ]] || { echo "kernel.sh: --reference capped|uncapped|none" >&2; exit 2; }
 [[ $fs == kitefs || $fs == bind ]] || { echo "kernel.sh: --fs kitefs|bind" >&2; exit 2; }
@@ -92,11 +103,24 @@ echo "kernel tree placed in /kite in $(elapsed "$t0" "$(now)") s" >&2
 on node1 'cd /kite/linux && make -s tinyconfig' >"$logs/tinyconfig.log" 2>&1 || die "make tinyconfig failed ($logs)"
 image=$(on node1 'cd /kite/linux && make -s image_name')
 
-# With --evict: at evict_at s each listed host's owner comes back; then wait (at most 60 s)
-# for its remoted to say it is clear. One line per host on fd 3 (the report).
+# With --evict: from evict_at s on, wait (at most 120 s) until every listed host runs a guest
+# (an owner coming back to an empty host tests nothing), then their owners come back; then wait
+# (at most 60 s) for each remoted to say it is clear. With --owner-leaves-after S, each owner
+# goes away again S s after its host cleared, and the host takes guests again. One line per host
+# in $logs/evictions (the report).
 evictor() {
   sleep "$evict_at"
-  local h before=() i
+  local h before=() i guests listing all
+  for _ in $(seq 240); do
+    listing=$(on node1 'kite hosts' 2>/dev/null) || listing=""
+    all=1
+    for h in "${evicted[@]}"; do
+      guests=$(awk -v h="$h" '$1 == h && $2 == "idle" { print $5 }' <<<"$listing")
+      [[ ${guests:-0} =~ ^[1-9][0-9]*$ ]] || all=0
+    done
+    ((all)) && break
+    sleep 0.2
+  done
   for i in "${!evicted[@]}"; do
     before[i]=$(grep -c 'host cleared of' "/run/kite-sim/$name/${evicted[i]}/remoted.log" 2>/dev/null || true)
   done
@@ -113,6 +137,28 @@ evictor() {
     done
     echo "$h: ${cleared:-NOT cleared 60 s after its owner came back}"
   done >"$logs/evictions"
+  if [[ -n $owner_leaves_after ]]; then
+    sleep "$owner_leaves_after"
+    on node1 "for h in ${evicted[*]}; do kite owner \$h idle; done" >/dev/null
+    echo "owners away again ${owner_leaves_after} s after their hosts cleared" >>"$logs/evictions"
+  fi
+}
+
+# Runs a long step within what is left of --deadline (if any): ctest's own timeout kills with
+# SIGKILL, which would leave the cluster up; this one ends the step and the trap tears it down.
+# `within_deadline on HOST CMD` runs `on` (a function, which timeout cannot run) as the program.
+within_deadline() {
+  if [[ $1 == on ]]; then
+    local host=$2 cmd=$3
+    set -- "$repo/scripts/cluster" --name "$name" exec "$host" -- bash -c "set -euo pipefail; $cmd"
+  fi
+  if [[ -z $deadline_at ]]; then "$@"; return; fi
+  local left=$((deadline_at - $(date +%s)))
+  ((left > 0)) || left=1
+  local rc=0
+  timeout -k 15 "$left" "$@" || rc=$?
+  ((rc != 124 && rc != 137)) || echo "kernel.sh: --deadline of $deadline s reached" >&2
+  return "$rc"
 }
 
 echo "kite make on $hosts hosts..." >&2
@@ -121,7 +167,13 @@ if ((${#evicted[@]})); then
   bg+=("$!")
 fi
 t0=$(now)
-on node1 'cd /kite/linux && kite make' >"$logs/kite-make.log" 2>&1 || { tail -n 30 "$logs/kite-make.log" >&2; die "kite make failed"; }
+within_deadline on node1 'cd /kite/linux && kite make' >"$logs/kite-make.log" 2>&1 || {
+  # make's own error lines first (they can be far above the end), then the end.
+  grep -nE 'rror|\*\*\*|kite[a-z-]*:|No such file|Segmentation|Killed|Bus error' "$logs/kite-make.log" | head -n 40 >&2
+  echo "..." >&2
+  tail -n 15 "$logs/kite-make.log" >&2
+  die "kite make failed"
+}
 t1=$(now)
 if ((${#evicted[@]})); then wait "${bg[0]}" || true; fi
 kite_s=$(elapsed "$t0" "$t1")
@@ -142,13 +194,13 @@ place_tree "$shared/linux"
 if [[ $reference == capped ]]; then
   on node1 'cd /kite/linux && make -s tinyconfig' >/dev/null 2>&1
   t2=$(now)
-  on node1 'cd /kite/linux && make -j2' >"$logs/plain-make.log" 2>&1 || die "plain make failed ($logs)"
+  within_deadline on node1 'cd /kite/linux && make -j2' >"$logs/plain-make.log" 2>&1 || die "plain make failed ($logs)"
   t3=$(now)
 else
   # The same path, /kite/linux, outside the hosts: their mountpoint exists on the real root while
   # a cluster is up; a private mount namespace puts the shared tree on it for this build only.
   t2=$(now)
-  unshare -m --propagation private bash -c 'mount --bind "$1" /kite && cd /kite/linux && make -s tinyconfig &&
+  within_deadline unshare -m --propagation private bash -c 'mount --bind "$1" /kite && cd /kite/linux && make -s tinyconfig &&
     make -j"$(nproc)"' bash "$shared" >"$logs/plain-make.log" 2>&1 || die "plain make failed ($logs)"
   t3=$(now)
 fi
@@ -174,6 +226,8 @@ if ((${#evicted[@]})); then
   echo "owners back at ${evict_at} s on ${evicted[*]}:"
   sed 's/^/  /' "$logs/evictions"
   grep -q 'NOT cleared' "$logs/evictions" && ok=1
+  grep -qE 'cleared of [1-9]' "$logs/evictions" ||
+    { echo "no evicted host had a guest when its owner came back: the eviction was not exercised"; ok=1; }
   grep -qE 'evicted while running: [0-9]+ migrated, [0-9]+ requeued' <<<"$summary" ||
     { echo "kite make's summary does not say how many recipes migrated and were requeued"; ok=1; }
 fi

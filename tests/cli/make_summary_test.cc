@@ -28,7 +28,8 @@ TEST(MakeSummary, TalliesRecordsByHost) {
             "kite make: 11 recipes, wall time 12.3 s\n"
             "  node2      5 recipes\n"
             "  node3      3 recipes\n"
-            "  home       1 recipe, 2 sub-makes\n");
+            "  home       1 recipe, 2 sub-makes\n"
+            "  evicted while running: 0 migrated, 0 requeued (rerun from the start)\n");
 }
 
 TEST(MakeSummary, RecordsAreShortSingleLines) {
@@ -60,9 +61,12 @@ TEST(MakeSummary, EvictedRecipesAreCountedButNotAsMoreRecipes) {
   EXPECT_EQ(s.migrated(), 1);
   EXPECT_EQ(s.requeued(), 2);
   EXPECT_THAT(s.Format(3), HasSubstr("  evicted while running: 1 migrated, 2 requeued (rerun from the start)\n"));
-  MakeSummary quiet;
-  quiet.AddLog("node2 job\n");
-  EXPECT_THAT(quiet.Format(1), Not(HasSubstr("evicted")));
+  MakeSummary remote;
+  remote.AddLog("node2 job\n");
+  EXPECT_THAT(remote.Format(1), HasSubstr("  evicted while running: 0 migrated, 0 requeued"));
+  MakeSummary local;
+  local.AddLog(MakeSummary::Record("", false) + MakeSummary::Record(MakeSummary::kHome, true));
+  EXPECT_THAT(local.Format(1), Not(HasSubstr("evicted")));
 }
 
 }  // namespace
