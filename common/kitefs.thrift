@@ -63,10 +63,11 @@
 // FS_PROTOCOL_VERSION both ways. Version 2 added setlk/getlk and OpenReply.incarnation;
 // version 3 the client_id of lookup, getattr, readlink, read and readdir, and hold(): a server
 // refuses clients older than FS_MIN_PROTOCOL_VERSION (they would miss invalidations).
+// Version 4: entry invalidations carry the child they replaced (Invalidation.child).
 
 namespace cpp kite.fsrpc
 
-const i32 FS_PROTOCOL_VERSION = 3
+const i32 FS_PROTOCOL_VERSION = 4
 // The oldest client version a server serves.
 const i32 FS_MIN_PROTOCOL_VERSION = 3
 const i64 ROOT_INO = 1
@@ -147,6 +148,9 @@ struct Invalidation {
   2: bool data
   3: i64 parent
   4: binary name
+  // For an entry (parent, name): the inode the name led to before the change; 0: none (a new
+  // name, so only a negative entry could be stale). Absent from servers before version 4.
+  5: optional i64 child
 }
 
 struct Invalidations {

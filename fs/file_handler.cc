@@ -97,7 +97,10 @@ namespace {
 
 using Event = InvalidationLog::Event;
 Event InodeEvent(uint64_t ino, bool data = false) { return Event{ino, data, 0, {}}; }
-Event EntryEvent(uint64_t parent, const std::string& name) { return Event{0, false, parent, name}; }
+// `child`: what the name led to before the change (0 for a new name).
+Event EntryEvent(uint64_t parent, const std::string& name, uint64_t child = 0) {
+  return Event{0, false, parent, name, child};
+}
 
 // The inode a name points to now, for invalidating it (0 if none).
 uint64_t InodeOf(Store* store, int64_t parent, const std::string& name) {
@@ -172,29 +175,31 @@ void FileHandler::readlink(std::string& _return, int64_t ino, int64_t client_id)
 
 void FileHandler::unlink(int64_t parent, const std::string& name, int64_t client_id) {
   Hold(client_id, {parent});
-  uint64_t child = InodeOf(store_, parent, name);
-  Check(store_->Unlink(static_cast<uint64_t>(parent), name));
-  Publish(client_id, {EntryEvent(static_cast<uint64_t>(parent), name), InodeEvent(static_cast<uint64_t>(parent)),
+  uint64_t child = 0;
+  Check(store_->Unlink(static_cast<uint64_t>(parent), name, &child));
+  Publish(client_id, {EntryEvent(static_cast<uint64_t>(parent), name, child), InodeEvent(static_cast<uint64_t>(parent)),
                       InodeEvent(child)});
 }
 
 void FileHandler::rmdir(int64_t parent, const std::string& name, int64_t client_id) {
   Hold(client_id, {parent});
-  uint64_t child = InodeOf(store_, parent, name);
-  Check(store_->RemoveDir(static_cast<uint64_t>(parent), name));
-  Publish(client_id, {EntryEvent(static_cast<uint64_t>(parent), name), InodeEvent(static_cast<uint64_t>(parent)),
+  uint64_t child = 0;
+  Check(store_->RemoveDir(static_cast<uint64_t>(parent), name, &child));
+  Publish(client_id, {EntryEvent(static_cast<uint64_t>(parent), name, child), InodeEvent(static_cast<uint64_t>(parent)),
                       InodeEvent(child)});
 }
 
 void FileHandler::rename(int64_t parent, const std::string& name, int64_t new_parent, const std::string& new_name,
                          int32_t flags, int64_t client_id) {
   Hold(client_id, {parent, new_parent});
-  uint64_t moved = InodeOf(store_, parent, name), replaced = InodeOf(store_, new_parent, new_name);
-  Hold(client_id, {static_cast<int64_t>(moved), static_cast<int64_t>(replaced)});
+  // The caller holds what it renames (its kernel has both names' inodes after the rename).
+  Hold(client_id, {static_cast<int64_t>(InodeOf(store_, parent, name)),
+                   static_cast<int64_t>(InodeOf(store_, new_parent, new_name))});
+  uint64_t moved = 0, replaced = 0;
   Check(store_->Rename(static_cast<uint64_t>(parent), name, static_cast<uint64_t>(new_parent), new_name,
-                       static_cast<uint32_t>(flags)));
-  std::vector<Event> events = {EntryEvent(static_cast<uint64_t>(parent), name),
-                               EntryEvent(static_cast<uint64_t>(new_parent), new_name),
+                       static_cast<uint32_t>(flags), &moved, &replaced));
+  std::vector<Event> events = {EntryEvent(static_cast<uint64_t>(parent), name, moved),
+                               EntryEvent(static_cast<uint64_t>(new_parent), new_name, replaced),
                                InodeEvent(static_cast<uint64_t>(parent)), InodeEvent(moved), InodeEvent(replaced)};
   if (new_parent != parent) events.push_back(InodeEvent(static_cast<uint64_t>(new_parent)));
   Publish(client_id, std::move(events));
@@ -404,6 +409,7 @@ void FileHandler::wait_invalidations(fsrpc::Invalidations& _return, int64_t clie
     w.data = e.data;
     w.parent = static_cast<int64_t>(e.parent);
     w.name = std::move(e.name);
+    if (e.parent != 0) w.__set_child(static_cast<int64_t>(e.child));
     _return.items.push_back(std::move(w));
   }
   _return.next_seq = static_cast<int64_t>(b.next_seq);

@@ -84,6 +84,23 @@ void FuseOps::ReplyError(fuse_req_t req, const Status& s) {
   fuse_reply_err(req, err);
 }
 
+// A name this client makes (parent, name) is no negative entry any more: erased before the call
+// (a lookup in flight then cannot insert it) and after it (nor one answered in between).
+class FuseOps::NameMade {
+ public:
+  NameMade(NegativeCache* cache, fuse_ino_t parent, const char* name) : cache_(cache), parent_(parent), name_(name) {
+    cache_->Erase(parent_, name_);
+  }
+  ~NameMade() { cache_->Erase(parent_, name_); }
+  NameMade(const NameMade&) = delete;
+  NameMade& operator=(const NameMade&) = delete;
+
+ private:
+  NegativeCache* cache_;
+  uint64_t parent_;
+  const char* name_;
+};
+
 void FuseOps::ReplyEntry(fuse_req_t req, const fsrpc::Attr& a) {
   fuse_entry_param e{};
   e.ino = static_cast<fuse_ino_t>(a.ino);
@@ -113,17 +130,19 @@ void FuseOps::Init(fuse_conn_info* conn) {
 }
 
 void FuseOps::Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  // A name known not to exist (a compiler looks for each header in every -I directory) is
+  // answered here while the callbacks are live: any host making it invalidates it first.
+  if (CallbacksAreLive() && negatives_.Contains(parent, name)) return (void)fuse_reply_err(req, ENOENT);
+  const uint64_t ticket = negatives_.Ticket(parent);
   fsrpc::Attr a;
   Status s = pool_->Call("lookup", Retry::kIdempotent, [&](Client& c) { c.lookup(a, Ino(parent), name, static_cast<int64_t>(client_id_)); });
   if (!s.ok() && ErrnoOf(s) == ENOENT) {
-    // A negative entry the kernel keeps (a compiler looks for each header in every -I
-    // directory): this lookup made us a holder of the directory, so a name made there by any
-    // host is invalidated before its change returns, as a positive entry would be.
-    fuse_entry_param e{};
-    e.ino = 0;
-    e.entry_timeout = options_.entry_timeout_s;
-    fuse_reply_entry(req, &e);
-    return;
+    // Kept here, not as a kernel negative entry (fs/negative_cache.h says why): an error reply
+    // leaves the kernel nothing it trusts, so it asks again at its next path walk. This lookup
+    // made us a holder of the directory, so a name made there by any host is invalidated
+    // before its change returns.
+    negatives_.Insert(parent, name, ticket);
+    return (void)fuse_reply_err(req, ENOENT);
   }
   if (!s.ok()) return ReplyError(req, s);
   ReplyEntry(req, a);
@@ -184,6 +203,7 @@ void FuseOps::ReadLink(fuse_req_t req, fuse_ino_t ino) {
 }
 
 void FuseOps::MkNod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  NameMade made(&negatives_, parent, name);
   fsrpc::Attr a;
   fsrpc::Caller caller = CallerOf(req);
   Status s = pool_->Call("mknod", Retry::kOnce, [&](Client& c) {
@@ -194,6 +214,7 @@ void FuseOps::MkNod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t 
 }
 
 void FuseOps::MkDir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  NameMade made(&negatives_, parent, name);
   fsrpc::Attr a;
   fsrpc::Caller caller = CallerOf(req);
   Status s = pool_->Call("mkdir", Retry::kOnce,
@@ -215,6 +236,7 @@ void FuseOps::RmDir(fuse_req_t req, fuse_ino_t parent, const char* name) {
 }
 
 void FuseOps::Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  NameMade made(&negatives_, parent, name);
   fsrpc::Attr a;
   fsrpc::Caller caller = CallerOf(req);
   Status s = pool_->Call("symlink", Retry::kOnce, [&](Client& c) { c.symlink(a, Ino(parent), name, link, caller, static_cast<int64_t>(client_id_)); });
@@ -224,6 +246,8 @@ void FuseOps::Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const
 
 void FuseOps::Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
                      unsigned int flags) {
+  NameMade made(&negatives_, newparent, newname);
+  NameMade exchanged(&negatives_, parent, name);  // RENAME_EXCHANGE aside, harmless
   Status s = pool_->Call("rename", Retry::kOnce, [&](Client& c) {
     c.rename(Ino(parent), name, Ino(newparent), newname, static_cast<int32_t>(flags), static_cast<int64_t>(client_id_));
   });
@@ -232,6 +256,7 @@ void FuseOps::Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_i
 }
 
 void FuseOps::Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  NameMade made(&negatives_, newparent, newname);
   fsrpc::Attr a;
   Status s = pool_->Call("link", Retry::kOnce, [&](Client& c) { c.link(a, Ino(ino), Ino(newparent), newname, static_cast<int64_t>(client_id_)); });
   if (!s.ok()) return ReplyError(req, s);
@@ -309,12 +334,14 @@ int64_t SteadyNowNs() {
 }
 }  // namespace
 
+bool FuseOps::CallbacksAreLive() const { return SteadyNowNs() <= callbacks_live_until_ns_.load(); }
+
 void FuseOps::CallbacksLive() {
   callbacks_live_until_ns_.store(SteadyNowNs() + std::chrono::nanoseconds(kCallbacksLiveFor).count());
 }
 
 bool FuseOps::OpenShared(fuse_ino_t ino, fuse_file_info* fi) {
-  if (SteadyNowNs() > callbacks_live_until_ns_.load() || !nodes_.Trusted(ino)) return false;
+  if (!CallbacksAreLive() || !nodes_.Trusted(ino)) return false;
   OpenFile* f;
   {
     std::lock_guard<std::mutex> lock(files_mu_);
@@ -413,6 +440,7 @@ void FuseOps::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 void FuseOps::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  NameMade made(&negatives_, parent, name);
   fsrpc::OpenReply reply;
   fsrpc::Caller caller = CallerOf(req);
   int flags = fi->flags;
@@ -721,8 +749,15 @@ void FuseOps::ApplyInvalidations(const std::vector<fsrpc::Invalidation>& items) 
   if (!se) return;
   for (const auto& inv : items) {
     // The kernel holds only what it was given (and the root): the rest needs no telling.
-    if (inv.parent != 0 && nodes_.Known(static_cast<uint64_t>(inv.parent))) {
-      fuse_lowlevel_notify_inval_entry(se, static_cast<fuse_ino_t>(inv.parent), inv.name.data(), inv.name.size());
+    if (inv.parent != 0) {
+      negatives_.Erase(static_cast<uint64_t>(inv.parent), inv.name);
+      // The kernel keeps positive entries only: it needs telling only if the name led to an
+      // inode it holds (a server before version 4 does not say which: then always). Telling it
+      // takes the directory's lock (fs/negative_cache.h), which a change of this host's own in
+      // that directory may hold while it waits for other hosts: a new name never needs it.
+      const bool kernel_may_hold = !inv.__isset.child || (inv.child != 0 && nodes_.Known(static_cast<uint64_t>(inv.child)));
+      if (kernel_may_hold && nodes_.Known(static_cast<uint64_t>(inv.parent)))
+        fuse_lowlevel_notify_inval_entry(se, static_cast<fuse_ino_t>(inv.parent), inv.name.data(), inv.name.size());
     }
     if (inv.ino != 0) RetireSharedRead(static_cast<uint64_t>(inv.ino));  // changed: ask at the next open
     if (inv.ino != 0 && nodes_.Known(static_cast<uint64_t>(inv.ino))) {
@@ -733,6 +768,7 @@ void FuseOps::ApplyInvalidations(const std::vector<fsrpc::Invalidation>& items) 
 }
 
 void FuseOps::InvalidateAll() {
+  negatives_.Clear();
   {
     // Nothing cached is trusted: no shared read handle takes new users.
     std::lock_guard<std::mutex> lock(files_mu_);

@@ -7,8 +7,9 @@
 // fuse_ops.cc catch everything (bad_alloc → ENOMEM, anything else → EIO) before it reaches
 // libfuse.
 //
-// Caching: the kernel caches entries (negative ones too: a name that does not exist),
-// attributes (entry/attr_timeout) and file data in its page cache. The server's invalidations
+// Caching: the kernel caches positive entries, attributes (entry/attr_timeout) and file data in
+// its page cache; names that do not exist are cached here (fs/negative_cache.h says why not in
+// the kernel). The server's invalidations
 // (ApplyInvalidations, fed by FuseMount's poller) drop what other hosts changed before their
 // changes return; NodeTable checks again at each open
 // (close-to-open), which also covers invalidations lost to a server restart. Writes go through
@@ -54,6 +55,7 @@
 #include <vector>
 
 #include "fs/lock_client.h"
+#include "fs/negative_cache.h"
 #include "fs/node_table.h"
 #include "fs/server_pool.h"
 
@@ -166,6 +168,8 @@ class FuseOps {
   static constexpr std::chrono::seconds kSharedReadLinger{30};
   static constexpr size_t kMaxIdleSharedReads = 4096;
   static constexpr std::chrono::milliseconds kCallbacksLiveFor{1200};
+  bool CallbacksAreLive() const;
+  class NameMade;
   // Opens `ino` read-only with the shared handle if that is safe (see above); false: ask.
   bool OpenShared(fuse_ino_t ino, fuse_file_info* fi);
   // The file changed elsewhere: its shared handle takes no new users (released now if idle).
@@ -176,6 +180,7 @@ class FuseOps {
   const Options options_;
   std::atomic<fuse_session*> session_{nullptr};
   NodeTable nodes_;
+  NegativeCache negatives_;
   LockClient locks_;
   std::mutex files_mu_;
   std::set<OpenFile*> files_;       // GUARDED_BY(files_mu_): every open file

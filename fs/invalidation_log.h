@@ -40,6 +40,7 @@ class InvalidationLog {
     bool data = false;
     uint64_t parent = 0;  // the entry (parent, name) changed; 0: none
     std::string name;
+    uint64_t child = 0;   // the inode (parent, name) led to before the change; 0: none
   };
   // What Append() published: the last sequence number and who must acknowledge it.
   struct Published {

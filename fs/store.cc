@@ -580,7 +580,7 @@ StatusOr<std::string> Store::ReadLink(uint64_t ino) {
   return r.symlink_target;
 }
 
-Status Store::Unlink(uint64_t parent, std::string_view name) {
+Status Store::Unlink(uint64_t parent, std::string_view name, uint64_t* removed) {
   if (IsDots(name)) return FsError(EISDIR, Where("unlink", parent, name));
   KITE_RETURN_IF_ERROR(CheckName("unlink", parent, name));
   std::lock_guard<std::mutex> lock(mu_);
@@ -589,6 +589,7 @@ Status Store::Unlink(uint64_t parent, std::string_view name) {
   KITE_ASSIGN_OR_RETURN(DentryValue d, LoadDentry(ro, parent, name));
   KITE_ASSIGN_OR_RETURN(InodeRecord r, LoadInode(ro, d.ino));
   if (r.is_dir()) return FsError(EISDIR, Where("unlink", parent, name));
+  if (removed) *removed = d.ino;
   int64_t now = Now();
   rocksdb::WriteBatch b;
   RemoveDentry(&b, parent, name, d);
@@ -598,7 +599,7 @@ Status Store::Unlink(uint64_t parent, std::string_view name) {
   return Commit(&b, sync_metadata_, Where("unlink", parent, name));
 }
 
-Status Store::RemoveDir(uint64_t parent, std::string_view name) {
+Status Store::RemoveDir(uint64_t parent, std::string_view name, uint64_t* removed) {
   if (name == ".") return FsError(EINVAL, Where("rmdir", parent, name));
   if (name == "..") return FsError(ENOTEMPTY, Where("rmdir", parent, name));
   KITE_RETURN_IF_ERROR(CheckName("rmdir", parent, name));
@@ -615,6 +616,7 @@ Status Store::RemoveDir(uint64_t parent, std::string_view name) {
     if (it->Valid() && it->key().starts_with(prefix)) return FsError(ENOTEMPTY, Where("rmdir", parent, name));
     KITE_RETURN_IF_ERROR(FromRocks(it->status(), Where("rmdir", parent, name)));
   }
+  if (removed) *removed = d.ino;
   int64_t now = Now();
   rocksdb::WriteBatch b;
   RemoveDentry(&b, parent, name, d);
@@ -626,7 +628,7 @@ Status Store::RemoveDir(uint64_t parent, std::string_view name) {
 }
 
 Status Store::Rename(uint64_t parent, std::string_view name, uint64_t new_parent, std::string_view new_name,
-                     uint32_t flags) {
+                     uint32_t flags, uint64_t* moved, uint64_t* replaced) {
   std::string what = "rename " + Quote(name) + " in directory " + std::to_string(parent) + " to " +
                      Quote(new_name) + " in directory " + std::to_string(new_parent);
   if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) ||
@@ -657,6 +659,8 @@ Status Store::Rename(uint64_t parent, std::string_view name, uint64_t new_parent
     return d.status();
   }
   if (exchange && !dd) return FsError(ENOENT, what + ": nothing to exchange with");
+  if (moved) *moved = sd.ino;
+  if (replaced) *replaced = dd ? dd->ino : 0;
   if (dd && dd->ino == sd.ino) return OkStatus();  // the same file: rename(2) does nothing
   if (dd && (flags & RENAME_NOREPLACE)) return FsError(EEXIST, what);
 

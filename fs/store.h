@@ -87,7 +87,7 @@ struct StoreOptions {
   // Called with (Owner::client, ino) for every inode made for a client, under the store's lock
   // before the change commits: nobody can name the inode before the hook has run (kite-fsd
   // makes the client a holder of it). Must not call the Store.
-  std::function<void(uint64_t client, uint64_t ino)> made;
+  std::function<void(uint64_t client, uint64_t ino)> made = nullptr;
 };
 
 // An inode's attributes, as stat(2) and the protocol want them.
@@ -170,11 +170,14 @@ class Store {
   StatusOr<Attr> MakeDir(uint64_t parent, std::string_view name, uint32_t mode, Owner owner);
   StatusOr<Attr> MakeSymlink(uint64_t parent, std::string_view name, std::string_view target, Owner owner);
   StatusOr<std::string> ReadLink(uint64_t ino);
-  Status Unlink(uint64_t parent, std::string_view name);
-  Status RemoveDir(uint64_t parent, std::string_view name);
-  // flags: RENAME_NOREPLACE, RENAME_EXCHANGE (Linux values); anything else is EINVAL.
+  // `removed` (if given) gets the inode the name led to, read in the same step as the change.
+  Status Unlink(uint64_t parent, std::string_view name, uint64_t* removed = nullptr);
+  Status RemoveDir(uint64_t parent, std::string_view name, uint64_t* removed = nullptr);
+  // flags: RENAME_NOREPLACE, RENAME_EXCHANGE (Linux values); anything else is EINVAL. `moved`
+  // and `replaced` (if given) get the inodes the two names led to before (0: none), read in
+  // the same step as the change.
   Status Rename(uint64_t parent, std::string_view name, uint64_t new_parent, std::string_view new_name,
-                uint32_t flags);
+                uint32_t flags, uint64_t* moved = nullptr, uint64_t* replaced = nullptr);
   StatusOr<Attr> Link(uint64_t ino, uint64_t new_parent, std::string_view new_name);
 
   // Open and Create pin the inode (see the contract); every success needs one Release(ino).

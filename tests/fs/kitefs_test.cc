@@ -224,6 +224,75 @@ TEST_F(KitefsTest, ChangesGoOnlyToTheHostsThatLookedAtThem) {
   EXPECT_NE(access(B("fresh/file7").c_str(), F_OK), 0);
 }
 
+// A name looked up in vain on one host and then made on another is there on the first as soon
+// as the making returns: the first host's "does not exist" is invalidated first. Each round
+// asks B twice before A makes the name (the second answer comes from B's negative cache).
+TEST_F(KitefsTest, ANameMissingOnOneHostIsThereOnceAnotherMadeIt) {
+  ASSERT_EQ(mkdir(A("late").c_str(), 0755), 0);
+  struct stat st;
+  for (int i = 0; i < 40; ++i) {
+    const std::string name = "late/n" + std::to_string(i);
+    for (int ask = 0; ask < 2; ++ask) ASSERT_NE(stat(B(name).c_str(), &st), 0) << name;
+    switch (i % 5) {
+      case 0: ASSERT_EQ(WriteFile(A(name), "made"), 0) << name; break;
+      case 1: ASSERT_EQ(mkdir(A(name).c_str(), 0755), 0) << name; break;
+      case 2: ASSERT_EQ(symlink("target", A(name).c_str()), 0) << name; break;
+      case 3: ASSERT_EQ(WriteFile(A("late/tmp"), "renamed"), 0);
+              ASSERT_EQ(rename(A("late/tmp").c_str(), A(name).c_str()), 0) << name; break;
+      case 4: ASSERT_EQ(WriteFile(A("late/orig" + std::to_string(i)), "linked"), 0);
+              ASSERT_EQ(link(A("late/orig" + std::to_string(i)).c_str(), A(name).c_str()), 0) << name; break;
+    }
+    EXPECT_EQ(lstat(B(name).c_str(), &st), 0) << name << " made on A is missing on B: " << strerror(errno);
+  }
+  // And the other way: B made names it had been told were missing, A looks them up.
+  for (int i = 0; i < 10; ++i) {
+    const std::string name = "late/b" + std::to_string(i);
+    ASSERT_NE(stat(B(name).c_str(), &st), 0);
+    ASSERT_EQ(WriteFile(B(name), "by b"), 0);
+    EXPECT_EQ(ReadFile(B(name)), "by b");
+    EXPECT_EQ(ReadFile(A(name)), "by b");
+  }
+}
+
+// Two hosts making, renaming and removing names in one directory at once (two compilers
+// writing objects side by side). Each change waits for the other host's invalidations; a host
+// applying one must not wait for its own change in that directory to return, or the two wait
+// for each other until the server gives up on them (and says so in its log). Afterwards each
+// host sees exactly the other's names.
+TEST_F(KitefsTest, TwoHostsChangingOneDirectoryAtOnceNeverWaitForEachOther) {
+  constexpr char kNoAnswer[] = "did not apply invalidations";
+  ASSERT_EQ(mkdir(A("busy").c_str(), 0755), 0);
+  struct stat st;
+  ASSERT_EQ(stat(B("busy").c_str(), &st), 0);  // both hold the directory
+  constexpr int kFiles = 150;
+  auto work = [&](int host, const std::string& who, int* failures) {
+    auto path = [&](const std::string& rel) { return cluster_->Path(host, rel); };
+    for (int i = 0; i < kFiles; ++i) {
+      const std::string base = "busy/" + who + std::to_string(i);
+      struct stat ignored;
+      if (stat(path(base + ".o").c_str(), &ignored) == 0) ++*failures;  // not made yet
+      if (WriteFile(path(base + ".tmp"), who) != 0) ++*failures;
+      if (rename(path(base + ".tmp").c_str(), path(base + ".o").c_str()) != 0) ++*failures;
+      if (WriteFile(path(base + ".d"), "deps") != 0) ++*failures;
+      if (unlink(path(base + ".d").c_str()) != 0) ++*failures;
+    }
+  };
+  int fa = 0, fb = 0;
+  std::thread ta([&] { work(0, "a", &fa); });
+  std::thread tb([&] { work(1, "b", &fb); });
+  ta.join();
+  tb.join();
+  EXPECT_EQ(fa, 0);
+  EXPECT_EQ(fb, 0);
+  EXPECT_THAT(cluster_->ServerLog(), ::testing::Not(::testing::HasSubstr(kNoAnswer)));
+  for (int i = 0; i < kFiles; ++i) {
+    EXPECT_EQ(ReadFile(A("busy/b" + std::to_string(i) + ".o")), "b") << i;
+    EXPECT_EQ(ReadFile(B("busy/a" + std::to_string(i) + ".o")), "a") << i;
+    EXPECT_NE(stat(A("busy/b" + std::to_string(i) + ".d").c_str(), &st), 0) << i;
+    EXPECT_NE(stat(B("busy/a" + std::to_string(i) + ".tmp").c_str(), &st), 0) << i;
+  }
+}
+
 // Contract 2: a file open on two hosts, one writing: the other never reads stale data, even
 // through a descriptor it opened (and read, so cached) before the sharing began.
 TEST_F(KitefsTest, WriteSharingNeverReadsStaleData) {
