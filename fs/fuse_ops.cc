@@ -101,13 +101,13 @@ class FuseOps::NameMade {
   const char* name_;
 };
 
-void FuseOps::ReplyEntry(fuse_req_t req, const fsrpc::Attr& a) {
+void FuseOps::ReplyEntry(fuse_req_t req, const fsrpc::Attr& a, double entry_timeout_s) {
   fuse_entry_param e{};
   e.ino = static_cast<fuse_ino_t>(a.ino);
   e.generation = static_cast<uint64_t>(a.generation);
   e.attr = ToStat(a);
   e.attr_timeout = options_.attr_timeout_s;
-  e.entry_timeout = options_.entry_timeout_s;
+  e.entry_timeout = entry_timeout_s < 0 ? options_.entry_timeout_s : entry_timeout_s;
   nodes_.Entered(e.ino, a.ctime_ns);
   fuse_reply_entry(req, &e);
 }
@@ -145,7 +145,10 @@ void FuseOps::Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     return (void)fuse_reply_err(req, ENOENT);
   }
   if (!s.ok()) return ReplyError(req, s);
-  ReplyEntry(req, a);
+  // An invalidation of this directory that came while we asked may have been for this very
+  // name, and applied before the kernel had the entry (nothing to drop then): the kernel gets
+  // the entry but does not trust it (it asks again at its next use).
+  ReplyEntry(req, a, negatives_.Ticket(parent) == ticket ? -1.0 : 0.0);
 }
 
 void FuseOps::Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {

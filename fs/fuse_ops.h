@@ -153,7 +153,8 @@ class FuseOps {
   // hold() of every inode the kernel may cache, after a server restart.
   void HoldAgain();
   void ReplyError(fuse_req_t req, const Status& s);
-  void ReplyEntry(fuse_req_t req, const fsrpc::Attr& a);
+  // entry_timeout_s < 0: the configured one.
+  void ReplyEntry(fuse_req_t req, const fsrpc::Attr& a, double entry_timeout_s = -1);
   // Fills fi for an open of the file whose attributes (after the open) are `a`.
   void FinishOpen(fuse_ino_t ino, const fsrpc::OpenReply& reply, fuse_file_info* fi);
 

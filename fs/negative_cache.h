@@ -13,7 +13,8 @@
 // Races: a lookup's ENOENT reply can be overtaken by the invalidation of a create made right
 // after the server answered. Each lookup takes Ticket() before it asks and Insert()s with it;
 // the insert is dropped if any invalidation of that directory (of any directory hashing to the
-// same bucket) came in between.
+// same bucket) came in between. A positive answer overtaken so (the invalidation applied
+// before the kernel had the entry, so nothing was dropped) is handed to the kernel untrusted.
 //
 // Thread safety: every method may be called from any thread (one mutex).
 #pragma once

@@ -609,7 +609,8 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
     // checked before any is signalled: the signal's default action would kill a process
     // without the shim's handler. A process that preloads the shim but has no handler yet is
     // between its exec and the shim's constructor (a shell's `sleep` just started): it is
-    // waited for, up to kShimStartGrace, and signalled once the handler is there.
+    // waited for, up to kShimStartGrace, and signalled once the handler is there. A process
+    // that ended since the listing is looked for again too (it will not be there).
     std::set<pid_t> starting;
     for (const TreeProcess& p : procs) {
       if (p.zombie() || signalled.count(p.pid)) continue;
@@ -617,6 +618,10 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
         return undo(FailedPrecondition(name + " cannot be checkpointed: " + p.Describe() +
                                        " runs in a session of its own"));
       if (JobTree::Catches(p.pid, shim::kCheckpointSignal)) continue;
+      if (auto now = JobTree::Read(p.pid); !now.ok() || now->zombie()) {
+        starting.insert(p.pid);  // ended since the listing: look again
+        continue;
+      }
       const auto first = first_seen_without_handler.try_emplace(p.pid, Clock::now()).first->second;
       if (!config_.shim_path.empty() && JobTree::Preloads(p.pid, config_.shim_path) &&
           Clock::now() - first < kShimStartGrace) {
@@ -635,8 +640,14 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
         for (const auto& [fd, copy] : DeletedFileCopies(img_of(p.pid))) ::unlink(copy.c_str());
         ::unlink(img_of(p.pid).c_str());
         ::unlink(err_of(p.pid).c_str());
-        if (::sigqueue(p.pid, shim::kCheckpointSignal, mode) < 0)
+        if (::sigqueue(p.pid, shim::kCheckpointSignal, mode) < 0) {
+          // Ended since the listing (a shell's `sleep` that was done): not in the next one.
+          if (errno == ESRCH) {
+            all = false;
+            continue;
+          }
           return undo(PosixError("signalling " + p.Describe() + " of " + name, errno));
+        }
         signalled[p.pid] = false;
         all = false;
         continue;

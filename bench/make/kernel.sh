@@ -14,9 +14,10 @@
 #   --deadline S                              fail (and tear down) once S s have gone by; meant to
 #                                             be below ctest's timeout, which kills with SIGKILL
 #   --reference uncapped                      the plain build runs on the machine itself (all its
-#                                             cores, in a private mount namespace with the shared
-#                                             tree at /kite): a faster reference for correctness
-#                                             only, no speedup is printed (the test suite's mode)
+#                                             cores, on local disk, in a private mount namespace
+#                                             with that tree at /kite): a faster reference for
+#                                             correctness only, no speedup is printed (the test
+#                                             suite's mode)
 #   --reference none                          no plain build: kite make's time only (bench/fs's
 #                                             kitefs-against-bind comparison)
 #   --fs kitefs|bind                          the cluster's /kite (default kitefs, as scripts/cluster)
@@ -33,7 +34,7 @@ set -euo pipefail
 
 hosts=4 cpu=0.5 slots=2 evict="" evict_at=20 reference=capped lock=1 fs=${KITE_SIM_FS:-kitefs}
 owner_leaves_after="" deadline=""
-usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
   case $1 in
     --hosts) hosts=$2; shift 2 ;;
@@ -80,6 +81,7 @@ cleanup() {
   local rc=$?
   for p in "${bg[@]}"; do kill "$p" 2>/dev/null || true; done
   cluster down >/dev/null 2>&1 || true
+  [[ -z ${ref:-} || $ref == "${shared:-}" ]] || rm -rf "$ref"
   if ((rc == 0)); then rm -rf "$logs"; else echo "kernel.sh: logs in $logs" >&2; fi
   exit "$rc"
 }
@@ -190,7 +192,15 @@ if [[ $reference == none ]]; then
 fi
 echo "plain make -j2 ($reference)..." >&2
 mv "$shared/linux" "$shared/linux.kite"
-place_tree "$shared/linux"
+ref=$shared  # where the plain build's tree is: /kite/linux of the build that makes it
+if [[ $reference == capped ]]; then
+  place_tree "$shared/linux"
+else
+  # On local disk (a copy, not hard links: nothing the build does may reach the cache), at
+  # the same path through a private mount namespace below.
+  ref=$(mktemp -d /var/tmp/kite-kernel-ref.XXXXXX)
+  cp -a "$cache/linux" "$ref/linux"
+fi
 if [[ $reference == capped ]]; then
   on node1 'cd /kite/linux && make -s tinyconfig' >/dev/null 2>&1
   t2=$(now)
@@ -198,16 +208,16 @@ if [[ $reference == capped ]]; then
   t3=$(now)
 else
   # The same path, /kite/linux, outside the hosts: their mountpoint exists on the real root while
-  # a cluster is up; a private mount namespace puts the shared tree on it for this build only.
+  # a cluster is up; a private mount namespace puts the local tree on it for this build only.
   t2=$(now)
   within_deadline unshare -m --propagation private bash -c 'mount --bind "$1" /kite && cd /kite/linux && make -s tinyconfig &&
-    make -j"$(nproc)"' bash "$shared" >"$logs/plain-make.log" 2>&1 || die "plain make failed ($logs)"
+    make -j"$(nproc)"' bash "$ref" >"$logs/plain-make.log" 2>&1 || die "plain make failed ($logs)"
   t3=$(now)
 fi
 plain_s=$(elapsed "$t2" "$t3")
 
 ok=0
-compare=$(compare_builds "$shared/linux.kite" "$shared/linux" "$image") || ok=1
+compare=$(compare_builds "$shared/linux.kite" "$ref/linux" "$image") || ok=1
 echo
 echo "| build of Linux $(on node1 'cd /kite/linux.kite && make -s kernelversion') (tinyconfig), hosts at $cpu core | wall s |"
 echo "|---|---:|"
