@@ -102,12 +102,6 @@ Event EntryEvent(uint64_t parent, const std::string& name, uint64_t child = 0) {
   return Event{0, false, parent, name, child};
 }
 
-// The inode a name points to now, for invalidating it (0 if none).
-uint64_t InodeOf(Store* store, int64_t parent, const std::string& name) {
-  auto a = store->Lookup(static_cast<uint64_t>(parent), name);
-  return a.ok() ? a->ino : 0;
-}
-
 }  // namespace
 
 bool FileHandler::WriteShared(int64_t client_id, uint64_t ino, int flags) {
@@ -192,12 +186,12 @@ void FileHandler::rmdir(int64_t parent, const std::string& name, int64_t client_
 void FileHandler::rename(int64_t parent, const std::string& name, int64_t new_parent, const std::string& new_name,
                          int32_t flags, int64_t client_id) {
   Hold(client_id, {parent, new_parent});
-  // The caller holds what it renames (its kernel has both names' inodes after the rename).
-  Hold(client_id, {static_cast<int64_t>(InodeOf(store_, parent, name)),
-                   static_cast<int64_t>(InodeOf(store_, new_parent, new_name))});
   uint64_t moved = 0, replaced = 0;
   Check(store_->Rename(static_cast<uint64_t>(parent), name, static_cast<uint64_t>(new_parent), new_name,
                        static_cast<uint32_t>(flags), &moved, &replaced));
+  // The caller keeps both inodes in its kernel (it looked both names up, so it holds them
+  // already; this is for a caller that did not).
+  Hold(client_id, {static_cast<int64_t>(moved), static_cast<int64_t>(replaced)});
   std::vector<Event> events = {EntryEvent(static_cast<uint64_t>(parent), name, moved),
                                EntryEvent(static_cast<uint64_t>(new_parent), new_name, replaced),
                                InodeEvent(static_cast<uint64_t>(parent)), InodeEvent(moved), InodeEvent(replaced)};

@@ -3,6 +3,7 @@
 // calls and plain memory writes (no malloc, no locks, no stdio), because another thread of
 // remoted may have held a lock at the moment of fork.
 #include "remoted/job_launcher.h"
+#include "remoted/job_tree.h"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -400,15 +401,7 @@ Status JobLauncher::BuildEnv(const rpc::ExecSpec& spec, const LaunchOptions& opt
   }
   if (!options.shim_path.empty()) {
     // Prepend the shim unless the home's process already preloads this very file.
-    bool listed = false;
-    size_t start = 0;
-    while (start <= preload.size()) {
-      size_t end = preload.find_first_of(": ", start);
-      if (end == std::string::npos) end = preload.size();
-      if (preload.compare(start, end - start, options.shim_path) == 0 && end > start) listed = true;
-      start = end + 1;
-    }
-    if (!listed) preload = preload.empty() ? options.shim_path : options.shim_path + ":" + preload;
+    if (!JobTree::PreloadListHas(preload, options.shim_path)) preload = preload.empty() ? options.shim_path : options.shim_path + ":" + preload;
     have_preload = true;
   }
   if (have_preload) env_.push_back("LD_PRELOAD=" + preload);

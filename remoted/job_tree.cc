@@ -83,27 +83,24 @@ bool JobTree::Catches(pid_t pid, int signo) {
   return false;
 }
 
+bool JobTree::PreloadListHas(std::string_view list, std::string_view lib) {
+  if (lib.empty()) return false;
+  for (size_t i = 0; i <= list.size();) {
+    size_t j = list.find_first_of(": ", i);
+    if (j == std::string_view::npos) j = list.size();
+    if (list.substr(i, j - i) == lib) return true;
+    i = j + 1;
+  }
+  return false;
+}
+
 bool JobTree::Preloads(pid_t pid, const std::string& lib) {
-  const std::string base = lib.substr(lib.rfind('/') + 1);
-  if (base.empty()) return false;
   const std::string environ = Slurp("/proc/" + std::to_string(pid) + "/environ");
   for (size_t at = 0; at < environ.size();) {
     size_t end = environ.find('\0', at);
     if (end == std::string::npos) end = environ.size();
     std::string_view var(environ.data() + at, end - at);
-    if (var.rfind("LD_PRELOAD=", 0) == 0) {
-      var.remove_prefix(11);
-      // Entries are separated by spaces or colons; each is a path or a bare name.
-      for (size_t i = 0; i < var.size();) {
-        size_t j = var.find_first_of(" :", i);
-        if (j == std::string_view::npos) j = var.size();
-        std::string_view entry = var.substr(i, j - i);
-        const size_t slash = entry.rfind('/');
-        if (slash != std::string_view::npos) entry.remove_prefix(slash + 1);
-        if (entry == base) return true;
-        i = j + 1;
-      }
-    }
+    if (var.rfind("LD_PRELOAD=", 0) == 0 && PreloadListHas(var.substr(11), lib)) return true;
     at = end + 1;
   }
   return false;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -37,9 +38,11 @@ class JobTree {
   // Whether `pid` has a handler for `signo` installed (SigCgt).
   static bool Catches(pid_t pid, int signo);
 
-  // Whether `pid`'s environment preloads a library whose file name is `lib`'s: a process that
-  // does but has no handler yet is between its exec and the shim's constructor.
+  // Whether `pid`'s environment preloads `lib` (that path, as the launcher puts it): a process
+  // that does but has no handler yet is between its exec and the shim's constructor.
   static bool Preloads(pid_t pid, const std::string& lib);
+  // Whether an LD_PRELOAD value (entries separated by colons or spaces) lists `lib`.
+  static bool PreloadListHas(std::string_view list, std::string_view lib);
 
   // The pipes `pid` holds: descriptor -> the pipe's inode.
   static std::map<int, uint64_t> PipeFds(pid_t pid);

@@ -45,13 +45,21 @@ class Child {
   pid_t pid_;
 };
 
-TEST(JobTreeTest, PreloadsFindsTheLibraryByFileNameInAnyEntry) {
+TEST(JobTreeTest, PreloadsFindsTheLibraryInAnyEntry) {
   // ld.so warns about the entries it cannot load, and runs sleep anyway.
   Child child({"PATH=/bin", "LD_PRELOAD=/nowhere/libother.so /no/such/dir/libkite-shim.so:libthird.so"});
-  EXPECT_TRUE(JobTree::Preloads(child.pid(), "/usr/lib/kite/libkite-shim.so"));
+  EXPECT_TRUE(JobTree::Preloads(child.pid(), "/no/such/dir/libkite-shim.so"));
   EXPECT_TRUE(JobTree::Preloads(child.pid(), "libthird.so"));
-  EXPECT_FALSE(JobTree::Preloads(child.pid(), "/usr/lib/kite/libkite.so"));
-  EXPECT_FALSE(JobTree::Preloads(child.pid(), "/usr/lib/kite/"));
+  EXPECT_FALSE(JobTree::Preloads(child.pid(), "/usr/lib/kite/libkite-shim.so"));
+  EXPECT_FALSE(JobTree::Preloads(child.pid(), ""));
+}
+
+TEST(JobTreeTest, PreloadListHasWholeEntriesOnly) {
+  EXPECT_TRUE(JobTree::PreloadListHas("/a/s.so", "/a/s.so"));
+  EXPECT_TRUE(JobTree::PreloadListHas("x.so::/a/s.so ", "/a/s.so"));
+  EXPECT_FALSE(JobTree::PreloadListHas("/a/s.so.1:/b/a/s.so", "/a/s.so"));
+  EXPECT_FALSE(JobTree::PreloadListHas("", "/a/s.so"));
+  EXPECT_FALSE(JobTree::PreloadListHas("a::b", ""));
 }
 
 TEST(JobTreeTest, NoPreloadMeansNoLibrary) {
