@@ -12,8 +12,9 @@ packages=(
   libcli11-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libncurses-dev
   iproute2 util-linux procps psmisc openssl python3 openssh-server openssh-client
   hyperfine make gcc
-  # bench/make/run.sh compares kite make with distcc (plain and pump mode) over the same hosts.
-  distcc distcc-pump
+  # bench/make/{run,kernel}.sh compare kite make with distcc (plain and pump mode) and icecc
+  # over the same hosts (their daemons run inside the simulated hosts, never on the machine).
+  distcc distcc-pump icecc
   # scripts/demo.sh builds a tinyconfig Linux kernel from Debian's linux-source (the metapackage
   # pulls in the current linux-source-6.1 tarball, /usr/src/linux-source-6.1.tar.xz).
   linux-source xz-utils flex bison bc libelf-dev perl
@@ -36,7 +37,18 @@ echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# openssh-server must not start a listener on the real host: kite's ssh baseline runs its own sshd.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet ssh 2>/dev/null; then
-  $SUDO systemctl disable --now ssh >/dev/null 2>&1 || true
+# A daemon a package just installed here must not run on the real host: kite's ssh baseline
+# runs its own sshd, and icecc's iceccd would broadcast for a scheduler on every network it
+# sees (the benchmarks start their own inside the simulated hosts). Only units of packages this
+# run installed are stopped: an sshd that was already here is the machine's owner's.
+just_installed() { [[ " ${missing[*]} " == *" $1 "* ]]; }
+if command -v systemctl >/dev/null 2>&1; then
+  units=()
+  just_installed openssh-server && units+=(ssh)
+  just_installed icecc && units+=(iceccd icecc-scheduler)
+  for unit in "${units[@]}"; do
+    if systemctl is-active --quiet "$unit" 2>/dev/null || systemctl is-enabled --quiet "$unit" 2>/dev/null; then
+      $SUDO systemctl disable --now "$unit" >/dev/null 2>&1 || true
+    fi
+  done
 fi

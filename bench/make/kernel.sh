@@ -20,6 +20,11 @@
 #                                             suite's mode)
 #   --reference none                          no plain build: kite make's time only (bench/fs's
 #                                             kitefs-against-bind comparison)
+#   --peers distcc,pump,icecc                 after kite make, the same build with Debian's peer
+#                                             tools over the same hosts, -j(2 x hosts), each on a
+#                                             tree cleaned with mrproper (bench/make/peers.sh):
+#                                             distcc, distcc's pump mode, icecc; their times and
+#                                             kite make's ratio to each, outputs compared too
 #   --fs kitefs|bind                          the cluster's /kite (default kitefs, as scripts/cluster)
 #   --hosts N, --cpu F, --slots S             the cluster: hosts (default 4), each one's CPU cap
 #                                             in cores (0.5) and guest slots (2)
@@ -33,8 +38,8 @@
 set -euo pipefail
 
 hosts=4 cpu=0.5 slots=2 evict="" evict_at=20 reference=capped lock=1 fs=${KITE_SIM_FS:-kitefs}
-owner_leaves_after="" deadline=""
-usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; }
+owner_leaves_after="" deadline="" peers=""
+usage() { sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
   case $1 in
     --hosts) hosts=$2; shift 2 ;;
@@ -47,6 +52,7 @@ while (($#)); do
     --reference) reference=$2; shift 2 ;;
     --no-lock) lock=0; shift ;;
     --fs) fs=$2; shift 2 ;;
+    --peers) peers=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "kernel.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -62,6 +68,14 @@ IFS=, read -r -a evicted <<<"$evict"
 for h in "${evicted[@]}"; do
   [[ $h =~ ^node([2-9])$ && ${BASH_REMATCH[1]} -le $hosts ]] ||
     { echo "kernel.sh: --evict takes guest hosts node2..node$hosts, not '$h'" >&2; exit 2; }
+done
+IFS=, read -r -a peer_list <<<"$peers"
+for p in "${peer_list[@]}"; do
+  case $p in
+    distcc|pump) command -v distccd >/dev/null || { echo "kernel.sh: --peers $p needs distcc (scripts/install-deps.sh)" >&2; exit 2; } ;;
+    icecc) command -v iceccd >/dev/null || { echo "kernel.sh: --peers icecc needs icecc (scripts/install-deps.sh)" >&2; exit 2; } ;;
+    *) echo "kernel.sh: --peers takes distcc, pump and icecc, not '$p'" >&2; exit 2 ;;
+  esac
 done
 [[ $(id -u) -eq 0 ]] || { echo "kernel.sh: run me as root (namespaces, cgroups, mounts)" >&2; exit 1; }
 
@@ -81,6 +95,7 @@ cleanup() {
   local rc=$?
   for p in "${bg[@]}"; do kill "$p" 2>/dev/null || true; done
   cluster down >/dev/null 2>&1 || true
+  declare -F icecc_cleanup >/dev/null && icecc_cleanup
   [[ -z ${ref:-} || $ref == "${shared:-}" ]] || rm -rf "$ref"
   if ((rc == 0)); then rm -rf "$logs"; else echo "kernel.sh: logs in $logs" >&2; fi
   exit "$rc"
@@ -90,6 +105,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 # shellcheck source=scripts/lib/kernel-tree.sh
 source "$repo/scripts/lib/kernel-tree.sh"
+# shellcheck source=bench/make/peers.sh
+source "$repo/bench/make/peers.sh"
 kernel_build_env
 
 if ((lock)); then
@@ -105,40 +122,56 @@ echo "kernel tree placed in /kite in $(elapsed "$t0" "$(now)") s" >&2
 on node1 'cd /kite/linux && make -s tinyconfig' >"$logs/tinyconfig.log" 2>&1 || die "make tinyconfig failed ($logs)"
 image=$(on node1 'cd /kite/linux && make -s image_name')
 
-# With --evict: from evict_at s on, wait (at most 120 s) until every listed host runs a guest
+# With --evict: from evict_at s on, wait (at most 48 s) until every listed host runs a guest
 # (an owner coming back to an empty host tests nothing), then their owners come back; then wait
-# (at most 60 s) for each remoted to say it is clear. With --owner-leaves-after S, each owner
-# goes away again S s after its host cleared, and the host takes guests again. One line per host
-# in $logs/evictions (the report).
+# (at most 60 s) for each remoted to say it is clear. The guest counts `kite hosts` shows are up
+# to a second old and a recipe may be shorter: a host whose guests all ended before its owner
+# came back ("cleared of 0") gets its owner away again and another round, five at most. With
+# --owner-leaves-after S, each owner goes away again S s after its host cleared, and the host
+# takes guests again. One line per host in $logs/evictions (the report).
 evictor() {
   sleep "$evict_at"
-  local h before=() i guests listing all
-  for _ in $(seq 240); do
-    listing=$(on node1 'kite hosts' 2>/dev/null) || listing=""
-    all=1
-    for h in "${evicted[@]}"; do
-      guests=$(awk -v h="$h" '$1 == h && $2 == "idle" { print $5 }' <<<"$listing")
-      [[ ${guests:-0} =~ ^[1-9][0-9]*$ ]] || all=0
+  local h guests listing all round cleared log n
+  local -a pending=("${evicted[@]}") retry before
+  for round in 1 2 3 4 5; do
+    for _ in $(seq 240); do
+      listing=$(on node1 'kite hosts' 2>/dev/null) || listing=""
+      all=1
+      for h in "${pending[@]}"; do
+        guests=$(awk -v h="$h" '$1 == h && $2 == "idle" { print $5 }' <<<"$listing")
+        [[ ${guests:-0} =~ ^[1-9][0-9]*$ ]] || all=0
+      done
+      ((all)) && break
+      [[ -e $logs/make-done ]] && break
+      sleep 0.2
     done
-    ((all)) && break
-    sleep 0.2
-  done
-  for i in "${!evicted[@]}"; do
-    before[i]=$(grep -c 'host cleared of' "/run/kite-sim/$name/${evicted[i]}/remoted.log" 2>/dev/null || true)
-  done
-  on node1 "for h in ${evicted[*]}; do kite owner \$h active; done" >/dev/null
-  for i in "${!evicted[@]}"; do
-    h=${evicted[i]}
-    local log=/run/kite-sim/$name/$h/remoted.log cleared=""
-    for _ in $(seq 600); do
-      if [[ $(grep -c 'host cleared of' "$log" 2>/dev/null || true) -gt ${before[i]:-0} ]]; then
-        cleared=$(grep 'host cleared of' "$log" | tail -n 1 | sed 's/.*host cleared of/cleared of/')
-        break
+    before=()
+    for h in "${pending[@]}"; do
+      before+=("$(grep -c 'host cleared of' "/run/kite-sim/$name/$h/remoted.log" 2>/dev/null || true)")
+    done
+    on node1 "for h in ${pending[*]}; do kite owner \$h active; done" >/dev/null
+    retry=()
+    for i in "${!pending[@]}"; do
+      h=${pending[i]} log=/run/kite-sim/$name/${pending[i]}/remoted.log cleared=""
+      for _ in $(seq 600); do
+        if [[ $(grep -c 'host cleared of' "$log" 2>/dev/null || true) -gt ${before[i]:-0} ]]; then
+          cleared=$(grep 'host cleared of' "$log" | tail -n 1 | sed 's/.*host cleared of/cleared of/')
+          break
+        fi
+        sleep 0.1
+      done
+      n=$(sed -nE 's/^cleared of ([0-9]+) guest.*/\1/p' <<<"$cleared")
+      if [[ $n == 0 && $round -lt 5 && ! -e $logs/make-done ]]; then
+        echo "$h: round $round: its guests had ended before its owner came back; again" >>"$logs/eviction-rounds"
+        retry+=("$h")
+      else
+        echo "$h: ${cleared:-NOT cleared 60 s after its owner came back}$( ((round == 1)) || echo " (round $round)")" >>"$logs/evictions"
       fi
-      sleep 0.1
     done
-    echo "$h: ${cleared:-NOT cleared 60 s after its owner came back}"
-  done >"$logs/evictions"
+    ((${#retry[@]})) || break
+    on node1 "for h in ${retry[*]}; do kite owner \$h idle; done" >/dev/null
+    pending=("${retry[@]}")
+  done
   if [[ -n $owner_leaves_after ]]; then
     sleep "$owner_leaves_after"
     on node1 "for h in ${evicted[*]}; do kite owner \$h idle; done" >/dev/null
@@ -177,7 +210,13 @@ within_deadline on node1 'cd /kite/linux && kite make' >"$logs/kite-make.log" 2>
   die "kite make failed"
 }
 t1=$(now)
-if ((${#evicted[@]})); then wait "${bg[0]}" || true; fi
+: >"$logs/make-done"  # the evictor starts no new round after this
+if ((${#evicted[@]})); then
+  wait "${bg[0]}" || true
+  # What each move cost and why any waited, as the home saw it (the report's detail).
+  grep -E 'moved .* -> |cannot leave|requeueing it|did not take it' "/run/kite-sim/$name/node1/homed.log" \
+    >"$logs/moves" 2>/dev/null || true
+fi
 kite_s=$(elapsed "$t0" "$t1")
 summary=$(grep -E '^kite make:|^  (node[0-9]|home) |evicted while running' "$logs/kite-make.log" || true)
 
@@ -232,11 +271,55 @@ fi
 echo
 echo "$summary"
 echo "$compare"
+# The peer tools, each on the kite make's tree after mrproper + tinyconfig (as fresh as that
+# tree was before kite make: host tools, configuration and every object made again), outputs
+# compared with the same reference.
+if ((${#peer_list[@]})); then
+  jobs=$((2 * hosts))
+  guests=()
+  for ((k = 2; k <= hosts; k++)); do guests+=("node$k"); done
+  for p in "${peer_list[@]}"; do
+    case $p in
+      distcc) ((${#peer_distccd_hosts[@]})) || distcc_start "${guests[@]}"
+              env=$(distcc_hosts) run="make -j$jobs CC='distcc gcc'" ;;
+      pump)   ((${#peer_distccd_hosts[@]})) || distcc_start "${guests[@]}"
+              env=$(distcc_pump_hosts) run="distcc-pump make -j$jobs CC='distcc gcc'" ;;
+      icecc)  icecc_start node1 "${guests[@]}"
+              env=$(icecc_env) run="make -j$jobs CC='icecc gcc'"
+              # icecc's first compile makes the compiler environment and each daemon unpacks it
+              # once: done before the clock starts, as a team's daemons would already hold it.
+              on node1 "cd /tmp && echo 'int f(void){return 1;}' > icecc-warm.c && for i in 1 2 3 4 5 6 7 8; do
+                $env icecc gcc -c icecc-warm.c -o icecc-warm-\$i.o & done; wait" >/dev/null 2>&1 || true
+              icecc_counts >/dev/null ;;
+    esac
+    on node1 'cd /kite/linux.kite && make -s mrproper && make -s tinyconfig' >/dev/null 2>&1 ||
+      die "mrproper + tinyconfig before $p failed"
+    t4=$(now)
+    within_deadline on node1 "cd /kite/linux.kite && $env $run" >"$logs/$p-make.log" 2>&1 || {
+      tail -n 15 "$logs/$p-make.log" >&2; die "the $p build failed"; }
+    t5=$(now)
+    peer_s=$(elapsed "$t4" "$t5")
+    case $p in
+      icecc) where=$(icecc_counts) ;;
+      *) where=$(distcc_counts) ;;
+    esac
+    peer_same=$(compare_builds "$shared/linux.kite" "$ref/linux" "$image" | head -n 1) || true
+    label=$p
+    [[ $p == pump ]] && label="distcc pump mode"
+    awk -v l="$label" -v s="$peer_s" -v k="$kite_s" -v w="$where" -v run="$run" -v same="$peer_same" 'BEGIN {
+      printf "| %s on the same %s hosts (%s; remote compiles: %s; outputs %s): kite make is %.2fx as fast | %s |\n", l, '"$hosts"', run, w, same, s / k, s }'
+  done
+fi
 if ((${#evicted[@]})); then
   echo "owners back at ${evict_at} s on ${evicted[*]}:"
-  sed 's/^/  /' "$logs/evictions"
-  grep -q 'NOT cleared' "$logs/evictions" && ok=1
-  grep -qE 'cleared of [1-9]' "$logs/evictions" ||
+  [[ ! -e $logs/evictions ]] || sed 's/^/  /' "$logs/evictions"
+  [[ ! -s $logs/eviction-rounds ]] || sed 's/^/  /' "$logs/eviction-rounds"
+  if [[ -s $logs/moves ]]; then
+    echo "the home's log of the moves:"
+    head -n 30 "$logs/moves" | sed -E 's/^/  /; s/^(.{200}).*/\1.../'
+  fi
+  grep -qs 'NOT cleared' "$logs/evictions" && ok=1
+  grep -qsE 'cleared of [1-9]' "$logs/evictions" ||
     { echo "no evicted host had a guest when its owner came back: the eviction was not exercised"; ok=1; }
   grep -qE 'evicted while running: [0-9]+ migrated, [0-9]+ requeued' <<<"$summary" ||
     { echo "kite make's summary does not say how many recipes migrated and were requeued"; ok=1; }

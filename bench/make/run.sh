@@ -6,7 +6,10 @@
 #      recursive make) with `kite make` on 4 hosts against `make -j2` on one host, and the same
 #      build with Debian's distcc over the same 4 hosts (distccd on node2..node4, 2 jobs each,
 #      node1 compiling too: `make -j8 CC="distcc gcc"`; plain mode, no pump: the preprocessor
-#      runs on node1), and in pump mode (distcc-pump: headers shipped, remote preprocessing).
+#      runs on node1), and in pump mode (distcc-pump: headers shipped, remote preprocessing),
+#      and with Debian's icecc (icecc-scheduler on node1, iceccd with 2 jobs on every host,
+#      `make -j8 CC="icecc gcc"`; the compiler environment is made and shipped in a warm-up
+#      build first, as a team's daemons would already hold it).
 # Every host is capped to the same CPU fraction (default 0.5 core): the speedup compares N
 # capped hosts with one capped host; say so wherever a figure is quoted. Run it alone, under
 # the build lock: flock /tmp/kite-build.lock bench/make/run.sh [RECIPES] [CPU]
@@ -48,53 +51,40 @@ in_host node1 -- sh -c "$gen /kite/kite 4 3 20 && $gen /kite/local 4 3 20"
 t_local=$(timed node1 "cd /kite/local && make -j2")
 t_dist=$(timed node1 "cd /kite/kite && kite make --quiet")
 jobs=$(in_host node1 -- sh -c "cd /kite/kite && make -s clean >/dev/null 2>&1; find . -name '*.[oa]' -delete; rm -f app; kite make 2>&1 >/dev/null | grep -E '^  ' | tr -s ' ' | tr '\n' ';'")
-t_distcc=""
-distcc_where=""
-t_pump=""
-pump_where=""
+# The peer tools on the same hosts, each on a fresh copy of the project (bench/make/peers.sh).
+# shellcheck source=bench/make/peers.sh
+source "$repo/bench/make/peers.sh"
+trap 'cleanup; icecc_cleanup' EXIT
+differ() { in_host node1 -- sh -c "cd $1 && n=0; for f in \$(find . -name '*.o'); do cmp -s \$f /kite/local/\$f || n=\$((n+1)); done; echo \$n"; }
+t_distcc="" distcc_where="" t_pump="" pump_where="" t_icecc="" icecc_where=""
 if command -v distccd >/dev/null && command -v distcc >/dev/null; then
-  subnet=$(<"/run/kite-sim/$name/subnet")
-  dhosts="localhost/2"
-  for k in 2 3 4; do
-    addr=$(awk -v h="node$k" '$1 == h {print $2}' "/run/kite-sim/$name/hosts")
-    # The log goes where distccd's user (nobody) may write it: the counts below come from it.
-    in_host "node$k" -- sh -c "touch /run/kite/distccd.log && chown nobody /run/kite/distccd.log &&
-      distccd --daemon --allow $subnet.0/24 --listen $addr --jobs 2 --user nobody --log-level info \
-        --log-file /run/kite/distccd.log"
-    dhosts="$dhosts $addr/2"
-  done
+  distcc_start node2 node3 node4
   in_host node1 -- sh -c "$gen /kite/distcc 4 3 20"
-  sleep 1
-  # DISTCC_DIR must exist: without its lock directory distcc silently compiles everything locally.
-  in_host node1 -- mkdir -p /tmp/distcc-bench
-  t_distcc=$(timed node1 "cd /kite/distcc && DISTCC_HOSTS='$dhosts' DISTCC_DIR=/tmp/distcc-bench make -j8 CC='distcc gcc'")
-  same=$(in_host node1 -- sh -c "cd /kite/distcc && n=0; for f in \$(find . -name '*.o'); do cmp -s \$f /kite/local/\$f || n=\$((n+1)); done; echo \$n")
-  remote=""
-  for k in 2 3 4; do
-    remote="$remote node$k $(in_host "node$k" -- sh -c 'grep -c COMPILE_OK /run/kite/distccd.log || true')"
-  done
-  echo "distcc build: $same objects differ from the plain make's; compiled remotely:$remote" >&2
-  distcc_where="compiled remotely:$remote"
+  t_distcc=$(timed node1 "cd /kite/distcc && $(distcc_hosts) make -j8 CC='distcc gcc'")
+  distcc_where="compiled remotely: $(distcc_counts)"
+  echo "distcc build: $(differ /kite/distcc) objects differ from the plain make's; $distcc_where" >&2
   if command -v distcc-pump >/dev/null; then
     # Pump mode: the include server ships headers and the remote hosts preprocess too.
-    phosts="localhost/2"
-    for k in 2 3 4; do
-      in_host "node$k" -- sh -c ': > /run/kite/distccd.log'
-      phosts="$phosts $(awk -v h="node$k" '$1 == h {print $2}' "/run/kite-sim/$name/hosts")/2,cpp,lzo"
-    done
     in_host node1 -- sh -c "rm -rf /kite/distcc && $gen /kite/distcc 4 3 20"
-    t_pump=$(timed node1 "cd /kite/distcc && DISTCC_HOSTS='$phosts' DISTCC_DIR=/tmp/distcc-bench distcc-pump make -j8 CC='distcc gcc'")
-    remote=""
-    for k in 2 3 4; do
-      remote="$remote node$k $(in_host "node$k" -- sh -c 'grep -c COMPILE_OK /run/kite/distccd.log || true')"
-    done
-    same=$(in_host node1 -- sh -c "cd /kite/distcc && n=0; for f in \$(find . -name '*.o'); do cmp -s \$f /kite/local/\$f || n=\$((n+1)); done; echo \$n")
-    echo "distcc pump build: $same objects differ from the plain make's; compiled remotely:$remote" >&2
-    pump_where="compiled remotely:$remote"
+    t_pump=$(timed node1 "cd /kite/distcc && $(distcc_pump_hosts) distcc-pump make -j8 CC='distcc gcc'")
+    pump_where="compiled remotely: $(distcc_counts)"
+    echo "distcc pump build: $(differ /kite/distcc) objects differ from the plain make's; $pump_where" >&2
   fi
 fi
+if command -v iceccd >/dev/null && command -v icecc-scheduler >/dev/null; then
+  icecc_start node1 node2 node3 node4
+  in_host node1 -- sh -c "$gen /kite/icecc 4 3 20"
+  # Warm-up: icecc's first compiles make the compiler environment and each daemon unpacks it
+  # once (a team's daemons would already hold it); then the timed build of a fresh copy.
+  timed node1 "cd /kite/icecc && $(icecc_env) make -j8 CC='icecc gcc'" >/dev/null || true
+  icecc_counts >/dev/null
+  in_host node1 -- sh -c "rm -rf /kite/icecc && $gen /kite/icecc 4 3 20"
+  t_icecc=$(timed node1 "cd /kite/icecc && $(icecc_env) make -j8 CC='icecc gcc'")
+  icecc_where="compiles per daemon: $(icecc_counts)"
+  echo "icecc build: $(differ /kite/icecc) objects differ from the plain make's; $icecc_where" >&2
+fi
 
-awk -v n="$recipes" -v tm="$t_make" -v tk="$t_kite" -v tl="$t_local" -v td="$t_dist" -v tc="$t_distcc" -v dw="${distcc_where:-}" -v tp="$t_pump" -v pw="${pump_where:-}" -v cpu="$cpu" \
+awk -v n="$recipes" -v tm="$t_make" -v tk="$t_kite" -v tl="$t_local" -v td="$t_dist" -v tc="$t_distcc" -v dw="${distcc_where:-}" -v tp="$t_pump" -v pw="${pump_where:-}" -v ti="$t_icecc" -v iw="$icecc_where" -v cpu="$cpu" \
     -v where="$where" -v jobs="$jobs" 'BEGIN {
   printf "| benchmark | plain make | kite make | result |\n|---|---|---|---|\n"
   printf "| %d trivial recipes, -j8, 1 guest host (%s) | %.2f s | %.2f s | %.1f ms overhead per recipe |\n", \
@@ -105,5 +95,7 @@ awk -v n="$recipes" -v tm="$t_make" -v tk="$t_kite" -v tl="$t_local" -v td="$t_d
          dw, tl, td, tc, tl / tc, tc / td
   if (tp != "") printf "| the same with distcc pump mode (distcc-pump make -j8 CC=\"distcc gcc\"; %s) | %.2f s | %.2f s (kite make) | distcc pump %.2f s: speedup %.2f; kite make is %.2fx as fast |\n", \
          pw, tl, td, tp, tl / tp, tp / td
+  if (ti != "") printf "| the same with icecc on the same 4 hosts (make -j8 CC=\"icecc gcc\"; %s) | %.2f s | %.2f s (kite make) | icecc %.2f s: speedup %.2f; kite make is %.2fx as fast |\n", \
+         iw, tl, td, ti, tl / ti, ti / td
   printf "\nEvery host capped to %s core (cgroup cpu quota); 4 capped hosts vs 1 capped host.\n", cpu
 }'
