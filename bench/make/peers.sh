@@ -9,7 +9,8 @@
 #   distcc_counts           "nodeK N ..." compiles each distccd finished; resets the logs
 #   icecc_start HOSTS...    icecc-scheduler on node1 and iceccd (2 jobs) on each host
 #   icecc_env               the environment icecc's client needs on a host (its daemon socket)
-#   icecc_counts            "nodeK N ..." compiles each iceccd ran for a client; resets the logs
+#   icecc_counts            "nodeK N ..." compiles each iceccd ran for another host's client;
+#                           resets the logs
 #
 # The hosts share one root file system: what a daemon keeps (its socket, its log, icecc's
 # unpacked compiler environments) is put where only its host sees it, or in a directory of its
@@ -57,33 +58,39 @@ distcc_counts() {
 }
 
 icecc_start() {
-  local envs=/var/tmp/kite-icecc-$name sched h n
+  local envs=/var/tmp/kite-icecc-$name sched h n=0
   sched=$(peer_addr node1)
-  peer_on node1 "icecc-scheduler -d -n $name -l /run/kite/icecc-scheduler.log -vv"
-  sleep 0.5
+  # Both daemons drop root for user icecc once started: what they write must be icecc's.
+  peer_on node1 "mkdir -p /run/kite/icecc && chown icecc:icecc /run/kite/icecc &&
+    icecc-scheduler -d -n $name -l /run/kite/icecc/scheduler.log -vv"
   for h in "$@"; do
     # ICECC_TEST_SOCKET moves the daemon's local socket (which iceccd and icecc both read) onto
-    # the host's own tmpfs; -b keeps its environments apart from the other hosts'.
-    peer_on "$h" "mkdir -p $envs/$h && touch /run/kite/iceccd.log && chown icecc /run/kite/iceccd.log &&
-      ICECC_TEST_SOCKET=/run/kite/iceccd.socket iceccd -d -m 2 -n $name -s $sched -N $h -b $envs/$h \
-        -l /run/kite/iceccd.log -vv"
+    # the host's own tmpfs; -b keeps its unpacked environments apart from the other hosts'.
+    peer_on "$h" "mkdir -p /run/kite/icecc $envs/$h && chown icecc:icecc /run/kite/icecc $envs/$h &&
+      ICECC_TEST_SOCKET=/run/kite/icecc/iceccd.socket iceccd -d -m 2 -n $name -s $sched -N $h -b $envs/$h \
+        -l /run/kite/icecc/iceccd.log -vv"
     peer_iceccd_hosts+=("$h")
   done
-  # Until every daemon has logged in (a build before that compiles everything at home).
-  for _ in $(seq 50); do
-    n=$(peer_on node1 'grep -c "login " /run/kite/icecc-scheduler.log || true')
-    ((n >= $#)) && return 0
+  # Until every daemon is connected to the scheduler (a build before that compiles at home);
+  # they look for it every few seconds.
+  for _ in $(seq 100); do
+    n=0
+    for h in "$@"; do
+      peer_on "$h" 'grep -q "Connected to scheduler" /run/kite/icecc/iceccd.log 2>/dev/null' && n=$((n + 1))
+    done
+    ((n == $#)) && return 0
     sleep 0.2
   done
-  echo "peers.sh: only $n of $# iceccd logged in to the scheduler" >&2
+  echo "peers.sh: only $n of $# iceccd connected to icecc-scheduler in 20 s" >&2
+  return 1
 }
 
-icecc_env() { echo "ICECC_TEST_SOCKET=/run/kite/iceccd.socket"; }
+icecc_env() { echo "ICECC_TEST_SOCKET=/run/kite/icecc/iceccd.socket"; }
 
-icecc_counts() {
-  local h out=""
+icecc_counts() {  # compiles a daemon ran for a client elsewhere (a job placed on the client's
+  local h out=""  # own host is compiled by the client and logs nothing there)
   for h in "${peer_iceccd_hosts[@]}"; do
-    out+=" $h $(peer_on "$h" 'grep -c "compile_done\|job done" /run/kite/iceccd.log || true; : > /run/kite/iceccd.log')"
+    out+=" $h $(peer_on "$h" 'grep -c "Remote compilation completed" /run/kite/icecc/iceccd.log || true; : > /run/kite/icecc/iceccd.log')"
   done
   echo "${out# }"
 }
