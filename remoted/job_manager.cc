@@ -487,6 +487,10 @@ std::string ReadReason(const std::string& path) {
 StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoint after) {
   const bool leave_running = after == AfterCheckpoint::kRun;
   const std::string name = "job " + std::to_string(id);
+  // Where a checkpoint's time goes, for the log line at the end (an eviction's clear time is
+  // the sum of these over its jobs).
+  const auto t_start = Clock::now();
+  Clock::duration waited_for_shim{};  // processes between their exec and the shim's handler
   std::shared_ptr<Job> job;
   std::string tty_termios;
   std::optional<rpc::WinSize> tty_winsize;
@@ -583,6 +587,7 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
   std::map<pid_t, Clock::time_point> first_seen_without_handler;
   const auto deadline = Clock::now() + kCheckpointTimeout;
   for (;;) {
+    const auto look_started = Clock::now();
     bool reaped;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -664,8 +669,10 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
       return undo(Unavailable(name + " wrote no checkpoint image within " + std::to_string(kCheckpointTimeout.count()) +
                               " s"));
     std::this_thread::sleep_for(std::chrono::milliseconds(1));  // a look is a few /proc reads: cheap, and the freeze waits for it
+    if (!starting.empty()) waited_for_shim += Clock::now() - look_started;
   }
 
+  const auto t_images = Clock::now();
   // Everything is still (or gone, in exit mode): the pipes the job made hold what their
   // readers had not read yet.
   std::map<pid_t, pid_t> vpid_of;  // real -> the pid the job knows
@@ -763,6 +770,7 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
     return undo(written);
   }
 
+  const auto t_written = Clock::now();
   rpc::CheckpointReply r;
   r.image_path = manifest_path;
   r.left_running = leave_running;
@@ -835,12 +843,16 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
   if (leave_running) job->input_paused = false;
   lock.unlock();
   if (leave_running) WakeIo();
+  auto ms = [](Clock::duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+  const auto t_end = Clock::now();
   KLOG_INFO("{} checkpointed to {} ({} process(es), {} pipe(s) of its own, {} shared file description(s); stdout {} "
-            "stderr {} stdin {}){}",
+            "stderr {} stdin {}){}; {} ms: images {} ms (of which {} ms waiting for a shim to start), pipes and "
+            "manifest {} ms, output drained {} ms",
             name, r.image_path, manifest.procs.size(), manifest.pipes.size(), manifest.shares.size(), r.stdout_offset,
-            r.stderr_offset,
-            r.stdin_offset,
-            leave_running ? ", left running" : after == AfterCheckpoint::kStop ? ", left stopped" : "");
+            r.stderr_offset, r.stdin_offset,
+            leave_running ? ", left running" : after == AfterCheckpoint::kStop ? ", left stopped" : "",
+            ms(t_end - t_start), ms(t_images - t_start), ms(waited_for_shim), ms(t_written - t_images),
+            ms(t_end - t_written));
   return r;
 }
 
