@@ -303,13 +303,17 @@ if ((${#peer_list[@]})); then
       icecc) where=$(icecc_counts) ;;
       *) where=$(distcc_counts) ;;
     esac
-    peer_same=$(compare_builds "$shared/linux.kite" "$ref/linux" "$image" | head -n 1) || true
+    peer_compare=$(compare_builds "$shared/linux.kite" "$ref/linux" "$image") || true
+    peer_same=$(head -n 1 <<<"$peer_compare")
+    # Which files, below the table (a peer's outputs may differ; kite make's may not).
+    [[ $peer_same == identical* ]] || printf '%s\n' "$peer_compare" | sed "s/^/$p: /" >>"$logs/peer-differences"
     label=$p
     [[ $p == pump ]] && label="distcc pump mode"
     awk -v l="$label" -v s="$peer_s" -v k="$kite_s" -v w="$where" -v run="$run" -v same="$peer_same" 'BEGIN {
       printf "| %s on the same %s hosts (%s; remote compiles: %s; outputs %s): kite make is %.2fx as fast | %s |\n", l, '"$hosts"', run, w, same, s / k, s }'
   done
 fi
+[[ ! -s $logs/peer-differences ]] || { echo; cat "$logs/peer-differences"; }
 if ((${#evicted[@]})); then
   echo "owners back at ${evict_at} s on ${evicted[*]}:"
   [[ ! -e $logs/evictions ]] || sed 's/^/  /' "$logs/evictions"
