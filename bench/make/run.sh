@@ -69,7 +69,11 @@ if command -v distccd >/dev/null && command -v distcc >/dev/null; then
     t_pump=$(timed node1 "cd /kite/distcc && $(distcc_pump_hosts) distcc-pump make -j8 CC='distcc gcc'")
     pump_where="compiled remotely: $(distcc_counts)"
     echo "distcc pump build: $(differ /kite/distcc) objects differ from the plain make's; $pump_where" >&2
+  else
+    echo "run.sh: distcc-pump is not installed (scripts/install-deps.sh): no pump-mode row" >&2
   fi
+else
+  echo "run.sh: distcc is not installed (scripts/install-deps.sh): no distcc rows" >&2
 fi
 if command -v iceccd >/dev/null && command -v icecc-scheduler >/dev/null; then
   icecc_start node1 node2 node3 node4
@@ -82,6 +86,8 @@ if command -v iceccd >/dev/null && command -v icecc-scheduler >/dev/null; then
   t_icecc=$(timed node1 "cd /kite/icecc && $(icecc_env) make -j8 CC='icecc gcc'")
   icecc_where="compiles per daemon: $(icecc_counts)"
   echo "icecc build: $(differ /kite/icecc) objects differ from the plain make's; $icecc_where" >&2
+else
+  echo "run.sh: icecc is not installed (scripts/install-deps.sh): no icecc row" >&2
 fi
 
 awk -v n="$recipes" -v tm="$t_make" -v tk="$t_kite" -v tl="$t_local" -v td="$t_dist" -v tc="$t_distcc" -v dw="${distcc_where:-}" -v tp="$t_pump" -v pw="${pump_where:-}" -v ti="$t_icecc" -v iw="$icecc_where" -v cpu="$cpu" \
