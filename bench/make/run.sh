@@ -55,20 +55,26 @@ jobs=$(in_host node1 -- sh -c "cd /kite/kite && make -s clean >/dev/null 2>&1; f
 # shellcheck source=bench/make/peers.sh
 source "$repo/bench/make/peers.sh"
 trap 'cleanup; icecc_cleanup' EXIT
-differ() { in_host node1 -- sh -c "cd $1 && n=0; for f in \$(find . -name '*.o'); do cmp -s \$f /kite/local/\$f || n=\$((n+1)); done; echo \$n"; }
+# One timed peer build of a fresh copy of the project: peer_build LABEL COMMAND COUNTS prints
+# "SECONDS|WHERE" (COUNTS: the peers.sh function that says where the compiles ran).
+peer_build() {
+  local t where differ
+  in_host node1 -- sh -c "rm -rf /kite/peer && $gen /kite/peer 4 3 20"
+  t=$(timed node1 "cd /kite/peer && $2") || { echo "run.sh: the $1 build failed" >&2; return 1; }
+  where="compiled remotely: $($3)"
+  differ=$(in_host node1 -- sh -c "cd /kite/peer && n=0; for f in \$(find . -name '*.o'); do cmp -s \$f /kite/local/\$f || n=\$((n+1)); done; echo \$n")
+  echo "$1 build: $differ objects differ from the plain make's; $where" >&2
+  echo "$t|$where"
+}
 t_distcc="" distcc_where="" t_pump="" pump_where="" t_icecc="" icecc_where=""
 if command -v distccd >/dev/null && command -v distcc >/dev/null; then
   distcc_start node2 node3 node4
-  in_host node1 -- sh -c "$gen /kite/distcc 4 3 20"
-  t_distcc=$(timed node1 "cd /kite/distcc && $(distcc_hosts) make -j8 CC='distcc gcc'")
-  distcc_where="compiled remotely: $(distcc_counts)"
-  echo "distcc build: $(differ /kite/distcc) objects differ from the plain make's; $distcc_where" >&2
+  r=$(peer_build distcc "$(distcc_hosts) make -j8 CC='distcc gcc'" distcc_counts)
+  t_distcc=${r%%|*} distcc_where=${r#*|}
   if command -v distcc-pump >/dev/null; then
     # Pump mode: the include server ships headers and the remote hosts preprocess too.
-    in_host node1 -- sh -c "rm -rf /kite/distcc && $gen /kite/distcc 4 3 20"
-    t_pump=$(timed node1 "cd /kite/distcc && $(distcc_pump_hosts) distcc-pump make -j8 CC='distcc gcc'")
-    pump_where="compiled remotely: $(distcc_counts)"
-    echo "distcc pump build: $(differ /kite/distcc) objects differ from the plain make's; $pump_where" >&2
+    r=$(peer_build "distcc pump" "$(distcc_pump_hosts) distcc-pump make -j8 CC='distcc gcc'" distcc_counts)
+    t_pump=${r%%|*} pump_where=${r#*|}
   else
     echo "run.sh: distcc-pump is not installed (scripts/install-deps.sh): no pump-mode row" >&2
   fi
@@ -77,15 +83,11 @@ else
 fi
 if command -v iceccd >/dev/null && command -v icecc-scheduler >/dev/null; then
   icecc_start node1 node2 node3 node4
-  in_host node1 -- sh -c "$gen /kite/icecc 4 3 20"
   # Warm-up: icecc's first compiles make the compiler environment and each daemon unpacks it
   # once (a team's daemons would already hold it); then the timed build of a fresh copy.
-  timed node1 "cd /kite/icecc && $(icecc_env) make -j8 CC='icecc gcc'" >/dev/null || true
-  icecc_counts >/dev/null
-  in_host node1 -- sh -c "rm -rf /kite/icecc && $gen /kite/icecc 4 3 20"
-  t_icecc=$(timed node1 "cd /kite/icecc && $(icecc_env) make -j8 CC='icecc gcc'")
-  icecc_where="compiles per daemon: $(icecc_counts)"
-  echo "icecc build: $(differ /kite/icecc) objects differ from the plain make's; $icecc_where" >&2
+  peer_build "icecc warm-up" "$(icecc_env) make -j8 CC='icecc gcc'" icecc_counts >/dev/null 2>&1 || true
+  r=$(peer_build icecc "$(icecc_env) make -j8 CC='icecc gcc'" icecc_counts)
+  t_icecc=${r%%|*} icecc_where=${r#*|}
 else
   echo "run.sh: icecc is not installed (scripts/install-deps.sh): no icecc row" >&2
 fi
