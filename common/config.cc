@@ -139,12 +139,15 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
 
   TableReader paths(root["paths"].as_table(), "paths", origin);
   paths.get("run_dir", &c.run_dir);
+  paths.get("checkpoint_dir", &c.checkpoint_dir);
   KITE_RETURN_IF_ERROR(paths.Finish());
 
   if (c.owner_detect != "auto" && c.owner_detect != "none")
     return InvalidArgument(origin + ": [remoted] owner_detect must be \"auto\" or \"none\"");
   if (c.evict_to != "home" && c.evict_to != "idle")
     return InvalidArgument(origin + ": [homed] evict_to must be \"home\" or \"idle\"");
+  if (c.checkpoint_dir.size() < 2 || c.checkpoint_dir[0] != '/' || c.checkpoint_dir.back() == '/')
+    return InvalidArgument(origin + ": [paths] checkpoint_dir must be an absolute path other than / (no trailing /)");
   if (c.slots < 0 || c.slots > 1024) return InvalidArgument(origin + ": [host] slots must be 0..1024");
   for (int p : {c.home_port, c.remote_port})
     if (p <= 0 || p > 65535) return InvalidArgument(origin + ": ports must be 1..65535");

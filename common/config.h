@@ -47,6 +47,10 @@ struct Config {
 
   // [paths]
   std::string run_dir = "/run/kite";         // homed.sock lives here
+  // Where guest jobs' checkpoint images are written, on this host's own disk (not tmpfs: an
+  // image is as large as the job's memory). The same path on every host: a restored job keeps
+  // writing its images under the path it was started with (remoted/job_checkpoint.h).
+  std::string checkpoint_dir = "/var/lib/kite/checkpoints";
 
   std::string socket_path() const { return run_dir + "/homed.sock"; }
   // Address of `host`, or NotFound naming the hosts that exist.

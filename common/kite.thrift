@@ -140,7 +140,7 @@ struct HostStatus {
 // Migration (docs/design-notes.md, "Migration: how a job moves"). A checkpointed job: where
 // its image is and everything needed to start it again elsewhere with restore_job.
 struct CheckpointReply {
-  1: string image_path      // absolute; under the first shared path (/kite) when it exists
+  1: string image_path      // absolute: the manifest, in image_host's checkpoint directory
   2: i64 stdout_offset      // output offsets at which the job stopped (exact when it exited)
   3: i64 stderr_offset
   4: i64 stdin_offset       // stdin bytes the job consumed: the home resends from here
@@ -153,6 +153,19 @@ struct CheckpointReply {
   11: optional WinSize winsize
   12: optional binary termios   // the pty's struct termios (tcgetattr), when it had one
   13: bool left_running     // true: the original runs on (leave_running); else it is gone
+  // Added. The host whose checkpoint directory (local disk) holds the files: restore_job on
+  // another host copies them from there (checkpoint_files, read_checkpoint_file), and whoever
+  // is done with them removes them there (drop_checkpoint). Empty: image_path is on the shared
+  // tree, readable from every host (leave_running exports it there, for kite checkpoint --to).
+  14: string image_host
+  15: i64 image_bytes       // the manifest, images and pipe files together
+  16: i32 processes         // live processes (images)
+}
+
+// One file of a checkpoint: its name in the checkpoint's directory and its size.
+struct CheckpointFile {
+  1: string name
+  2: i64 size
 }
 
 // restore_job's request: a CheckpointReply's fields, as the home passes them on.
@@ -169,6 +182,7 @@ struct RestoreSpec {
   10: optional WinSize winsize
   11: optional binary termios
   12: binary command        // for display
+  13: string image_host     // added: CheckpointReply.image_host (empty: the shared tree)
 }
 
 service Remote {
@@ -217,7 +231,21 @@ service Remote {
   // Claims a slot like start_job and starts `kite-restore IMAGE` as the job, with the given
   // credentials (checked against the image), stdio pipes/pty and output offsets. A job whose
   // home is this host is coming home: it is taken whatever the owner's state and slots.
+  //
+  // When spec.image_host is another host, its checkpoint files are first copied from there
+  // into the same path here, and removed here once the restore is over (either way).
   ExecReply restore_job(1: RestoreSpec spec) throws (1: KiteError e)
+
+  // Checkpoint transfer (docs/design-notes.md, "Where images go"): the files of the checkpoint
+  // whose manifest is `manifest_path` in this host's checkpoint directory, the manifest first.
+  // Any cluster host may ask (mutual TLS): these are how restore_job fetches a checkpoint.
+  // INVALID_ARGUMENT: not a path in the checkpoint directory; NOT_FOUND: no such checkpoint.
+  list<CheckpointFile> checkpoint_files(1: string manifest_path) throws (1: KiteError e)
+  // Up to max_bytes (at most 4 MiB) of one of those files from `offset`; empty at its end.
+  binary read_checkpoint_file(1: string path, 2: i64 offset, 3: i32 max_bytes) throws (1: KiteError e)
+  // Removes every file of that checkpoint here (the home does once the job runs elsewhere or
+  // the move failed). A checkpoint already gone is no error.
+  void drop_checkpoint(1: string manifest_path) throws (1: KiteError e)
 }
 
 service Home {

@@ -22,6 +22,7 @@ inline rpc::RestoreSpec RestoreSpecFor(const rpc::CheckpointReply& ck) {
   if (ck.__isset.winsize) rs.__set_winsize(ck.winsize);
   if (ck.__isset.termios) rs.__set_termios(ck.termios);
   rs.command = ck.command;
+  rs.image_host = ck.image_host;
   return rs;
 }
 

@@ -660,14 +660,13 @@ StatusOr<wire::MoveReply> DeputySession::Move(const std::string& to, MoveCause c
     KLOG_INFO("job vpid {}: {} did not take it: {}", peer_.pid, target, r.ToString());
     why_not += (why_not.empty() ? "" : "; ") + r.message();
   }
-  auto files = ListCheckpointFiles(ck.image_path);
-  const int64_t image_bytes = files.ok() ? files->bytes : 0;
-  const int processes = files.ok() ? files->processes : 0;
+  const int64_t image_bytes = ck.image_bytes;
+  const int processes = ck.processes;
   if (dest.host.empty()) {
     // Nobody took it: the original runs on where it was, as if nothing happened.
     Status r = ctx_.pool.With(from.host, "resume job", [&](rpc::RemoteClient& c) { c.resume_job(from.job_id); });
     if (!r.ok()) KLOG_ERROR("job vpid {}: resuming it on {} after a failed move: {}", peer_.pid, from.host, r.ToString());
-    RemoveCheckpoint(ck.image_path);
+    DropCheckpoint(ck);
     EndMove();
     return FailedPrecondition("no host restored the job (" + why_not + "); it runs on on " + from.host);
   }
@@ -685,7 +684,7 @@ StatusOr<wire::MoveReply> DeputySession::Move(const std::string& to, MoveCause c
   if (!r.ok() && r.code() != StatusCode::kNotFound)
     KLOG_WARN("job vpid {}: releasing the original on {}: {}", peer_.pid, from.host, r.ToString());
   if (from.host != ctx_.config.host_name) ctx_.hosts.NoteReleased(from.host);
-  RemoveCheckpoint(ck.image_path);  // the restored copies have it all in memory
+  DropCheckpoint(ck);  // the restored copies have it all in memory
   ctx_.jobs.Moved(peer_.pid, dest.host, dest.job_id);
   EndMove();
   if (!switched.ok()) return switched;
@@ -702,6 +701,16 @@ StatusOr<wire::MoveReply> DeputySession::Move(const std::string& to, MoveCause c
             std::chrono::duration_cast<std::chrono::milliseconds>(t_ckpt - t0).count(),
             std::chrono::duration_cast<std::chrono::milliseconds>(t_restored - t_ckpt).count(), image_bytes);
   return reply;
+}
+
+void DeputySession::DropCheckpoint(const rpc::CheckpointReply& ck) {
+  if (ck.image_host.empty()) {
+    RemoveCheckpoint(ck.image_path);
+    return;
+  }
+  Status s = ctx_.pool.With(ck.image_host, "drop checkpoint",
+                            [&](rpc::RemoteClient& c) { c.drop_checkpoint(ck.image_path); });
+  if (!s.ok()) KLOG_WARN("job vpid {}: removing checkpoint {} on {}: {}", peer_.pid, ck.image_path, ck.image_host, s.ToString());
 }
 
 StatusOr<wire::MoveReply> DeputySession::Requeue(const Where& from) {
@@ -818,11 +827,8 @@ StatusOr<wire::CheckpointReply> DeputySession::CheckpointInPlace() {
   wire::CheckpointReply reply;
   reply.host = at.host;
   reply.manifest = ck.image_path;
-  auto files = ListCheckpointFiles(ck.image_path);
-  if (files.ok()) {
-    reply.processes = files->processes;
-    reply.bytes = files->bytes;
-  }
+  reply.processes = ck.processes;
+  reply.bytes = ck.image_bytes;
   reply.ms = ms;
   KLOG_INFO("job vpid {} checkpointed on {} ({} process(es), {} bytes) to {}, left running", peer_.pid, at.host,
             reply.processes, reply.bytes, reply.manifest);

@@ -102,6 +102,9 @@ class DeputySession : public std::enable_shared_from_this<DeputySession> {
   StatusOr<wire::MoveReply> Requeue(const Where& from);
   Status SwitchTo(const Switch& sw);   // hands over to the relays and waits until they follow
   void EndMove();                      // moving_ = false, held signals/winsize delivered
+  // Removes a checkpoint once nobody needs it: on the host whose checkpoint directory holds it
+  // (ck.image_host), else (the shared tree) from here.
+  void DropCheckpoint(const rpc::CheckpointReply& ck);
   std::vector<std::string> MoveTargets(const std::string& to, MoveCause cause, const std::string& from) const;
   void RelayOutput();
   void RelayInput();

@@ -41,25 +41,52 @@ bool IsDir(const std::string& path) {
 
 }  // namespace
 
-std::string JobCheckpoint::Root(const Config& config) {
-  if (!config.shared_paths.empty() && !config.shared_paths.front().empty() && config.shared_paths.front()[0] == '/' &&
-      IsDir(config.shared_paths.front())) {
-    std::string shared = config.shared_paths.front();
-    if (shared.size() > 1 && shared.back() == '/') shared.pop_back();
-    return (shared == "/" ? "" : shared) + "/.kite-ckpt";
+std::string JobCheckpoint::Root(const Config& config) { return config.checkpoint_dir; }
+
+Status JobCheckpoint::EnsureTree(const std::string& root, const std::string& host, uid_t uid, gid_t gid) {
+  if (host.empty() || host.find('/') != std::string::npos || host[0] == '.')
+    return InvalidArgument("host name '" + host + "' cannot name a directory");
+  // The root's parents too (/var/lib/kite on a fresh host): root's, searchable.
+  for (size_t slash = root.find('/', 1); slash != std::string::npos; slash = root.find('/', slash + 1)) {
+    const std::string parent = root.substr(0, slash);
+    if (::mkdir(parent.c_str(), 0755) < 0 && errno != EEXIST) return PosixError("mkdir " + parent, errno);
   }
-  return config.run_dir + "/ckpt";
+  KITE_RETURN_IF_ERROR(EnsureDir(root, 0, 0, 0711));
+  KITE_RETURN_IF_ERROR(EnsureDir(root + "/" + host, 0, 0, 0711));
+  return EnsureDir(root + "/" + host + "/" + std::to_string(uid), uid, gid, 0700);
 }
 
 StatusOr<std::string> JobCheckpoint::PrepareDir(const Config& config, uid_t uid, gid_t gid) {
-  const std::string root = Root(config);
-  if (config.host_name.empty() || config.host_name.find('/') != std::string::npos || config.host_name[0] == '.')
-    return InvalidArgument("host name '" + config.host_name + "' cannot name a directory");
-  KITE_RETURN_IF_ERROR(EnsureDir(root, 0, 0, 0711));
-  KITE_RETURN_IF_ERROR(EnsureDir(root + "/" + config.host_name, 0, 0, 0711));
-  std::string dir = root + "/" + config.host_name + "/" + std::to_string(uid);
-  KITE_RETURN_IF_ERROR(EnsureDir(dir, uid, gid, 0700));
-  return dir;
+  return PrepareDir(config, config.host_name, uid, gid);
+}
+
+StatusOr<std::string> JobCheckpoint::PrepareDir(const Config& config, const std::string& host, uid_t uid,
+                                                gid_t gid) {
+  KITE_RETURN_IF_ERROR(EnsureTree(Root(config), host, uid, gid));
+  return Root(config) + "/" + host + "/" + std::to_string(uid);
+}
+
+StatusOr<JobCheckpoint::Location> JobCheckpoint::Locate(const Config& config, const std::string& path) {
+  const std::string root = Root(config) + "/";
+  if (path.size() > PATH_MAX || path.find('\0') != std::string::npos || path.compare(0, root.size(), root) != 0)
+    return InvalidArgument("checkpoint " + path + " is not in the checkpoint directory " + Root(config));
+  const std::string rest = path.substr(root.size());
+  const size_t a = rest.find('/');
+  const size_t b = a == std::string::npos ? a : rest.find('/', a + 1);
+  if (b == std::string::npos || rest.find('/', b + 1) != std::string::npos)
+    return InvalidArgument("checkpoint " + path + " is not " + root + "<host>/<uid>/<file>");
+  Location l;
+  l.host = rest.substr(0, a);
+  const std::string uid = rest.substr(a + 1, b - a - 1);
+  l.name = rest.substr(b + 1);
+  if (l.host.empty() || l.host[0] == '.' || l.name.empty() || l.name[0] == '.' || uid.empty() || uid.size() > 10 ||
+      uid.find_first_not_of("0123456789") != std::string::npos || (uid.size() > 1 && uid[0] == '0'))
+    return InvalidArgument("checkpoint " + path + " is not " + root + "<host>/<uid>/<file>");
+  const unsigned long long n = std::stoull(uid);
+  if (n > 0xfffffffeULL) return InvalidArgument("checkpoint " + path + ": uid " + uid + " is out of range");
+  l.uid = static_cast<uid_t>(n);
+  l.dir = root + l.host + "/" + uid;
+  return l;
 }
 
 StatusOr<std::string> JobCheckpoint::PrepareTmpDir(const Config& config, const std::string& home, uid_t uid,

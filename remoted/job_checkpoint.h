@@ -1,9 +1,11 @@
 // Where a host's guest jobs write their checkpoint images, and the checks an image must pass
 // before restore_job runs it (see docs/design-notes.md, "Migration: how a job moves").
 //
-// Layout: <root>/<host>/<uid>/ with <root> = <first shared path>/.kite-ckpt when that shared
-// path exists here (every host sees the same files, so an image written on one host can be
-// restored on another without copying), else <run_dir>/ckpt (local: same-host restore only).
+// Layout: <root>/<host>/<uid>/ with <root> = [paths] checkpoint_dir, on the host's own disk
+// (default /var/lib/kite/checkpoints), the same path on every host. A move copies the files
+// host to host into the same path (remoted/checkpoint_transfer.h); `kite checkpoint --to`
+// gets them exported to the shared tree. <host> is the host whose jobs' shims write there (a
+// restored job keeps the directory it started with, so it can be another host's name).
 // <root> and <root>/<host> belong to root, mode 0711; <uid> belongs to the job's user, mode
 // 0700: images hold the job's memory and only their owner (and root) may read them.
 #pragma once
@@ -24,10 +26,25 @@ class JobCheckpoint {
   // The root of every host's checkpoint directories.
   static std::string Root(const Config& config);
 
-  // Creates (or checks) <root>/<host>/<uid> for a job of `uid`/`gid` and returns it. An
-  // existing path component that is a symlink, not a directory, or owned by someone else
-  // is an error (FAILED_PRECONDITION), never followed.
+  // Creates (or checks) <root>/<host>/<uid> for a job of `uid`/`gid` and returns it (host:
+  // this one unless given). An existing path component that is a symlink, not a directory, or
+  // owned by someone else is an error (FAILED_PRECONDITION), never followed.
   static StatusOr<std::string> PrepareDir(const Config& config, uid_t uid, gid_t gid);
+  static StatusOr<std::string> PrepareDir(const Config& config, const std::string& host, uid_t uid, gid_t gid);
+
+  // Where a checkpoint file is, split: `path` must be <root>/<host>/<uid>/<name>, absolute and
+  // canonical, <name> a plain file name not starting with '.'. INVALID_ARGUMENT otherwise.
+  struct Location {
+    std::string host;
+    uid_t uid = 0;
+    std::string dir;   // <root>/<host>/<uid>
+    std::string name;
+  };
+  static StatusOr<Location> Locate(const Config& config, const std::string& path);
+
+  // Creates (or checks) <dir> = <root>/<host>/<uid> under `root` (any root: the shared tree's
+  // <shared>/.kite-ckpt for exports), with the ownership rules above.
+  static Status EnsureTree(const std::string& root, const std::string& host, uid_t uid, gid_t gid);
 
   // The temporary directory of `home`'s jobs of `uid` in the shared tree, created (or checked,
   // as above) if need be: <first shared path>/.kite-tmp/<home>/<uid>, the last owned by the

@@ -455,12 +455,14 @@ bool PathExists(const std::string& path) {
 
 
 // Writes `data` to a new file `path` owned by the job's user, mode 0600, durably.
-Status WriteOwnedFile(const std::string& path, const std::string& data, const rpc::Credentials& creds) {
+// `sync`: on disk before it returns (a checkpoint that is all that is left of its job).
+Status WriteOwnedFile(const std::string& path, const std::string& data, const rpc::Credentials& creds, bool sync) {
   ::unlink(path.c_str());
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!fd.valid()) return PosixError("creating " + path, errno);
   if (int err = WriteAll(fd.get(), data)) return PosixError("writing " + path, err);
-  if (::fchown(fd.get(), static_cast<uid_t>(creds.uid), static_cast<gid_t>(creds.gid)) < 0 || ::fsync(fd.get()) < 0)
+  if (::fchown(fd.get(), static_cast<uid_t>(creds.uid), static_cast<gid_t>(creds.gid)) < 0 ||
+      (sync && ::fsync(fd.get()) < 0))
     return PosixError(path, errno);
   return OkStatus();
 }
@@ -753,13 +755,15 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
     mp.inode = inode;
     if (!data.empty()) {
       mp.data_file = base + ".pipe-" + std::to_string(inode);
-      if (written.ok()) written = WriteOwnedFile(dir + "/" + mp.data_file, data, job->creds);
+      if (written.ok()) written = WriteOwnedFile(dir + "/" + mp.data_file, data, job->creds, after == AfterCheckpoint::kExit);
     }
     manifest.pipes.push_back(mp);
   }
   manifest.ckpt_dir = dir;  // stays right when the files are moved elsewhere (kite checkpoint --to)
   const std::string manifest_path = dir + "/" + base + ".job";
-  if (written.ok()) written = WriteOwnedFile(manifest_path, manifest.Serialize(), job->creds);
+  // A move's files live only until the job runs elsewhere: not synced (nor are its images).
+  if (written.ok())
+    written = WriteOwnedFile(manifest_path, manifest.Serialize(), job->creds, after == AfterCheckpoint::kExit);
   if (!written.ok()) {
     for (const auto& [inode, data] : pipe_bytes) (void)JobTree::RefillPipe(own_pipes[inode].first, own_pipes[inode].second, data);
     for (const JobManifest::Proc& p : manifest.procs) {
@@ -931,6 +935,11 @@ StatusOr<int64_t> JobManager::Restore(const rpc::RestoreSpec& spec) {
   // The restored shims keep the checkpoint directory they were started with (in their
   // memory): the next images land beside these.
   r.ckpt_dir = manifest.ckpt_dir.empty() ? spec.image_path.substr(0, spec.image_path.rfind('/')) : manifest.ckpt_dir;
+  // That directory may be another host's name here (the job was started there): made if need be.
+  if (auto at = JobCheckpoint::Locate(config_, r.ckpt_dir + "/next"); at.ok()) {
+    auto made = JobCheckpoint::PrepareDir(config_, at->host, spec.creds.uid, spec.creds.gid);
+    if (!made.ok()) return made.status().With("the restored job's checkpoint directory");
+  }
   KITE_ASSIGN_OR_RETURN(int64_t id, StartJob(e, &r));
   Status restored = AwaitRestored(id);
   if (!restored.ok()) {

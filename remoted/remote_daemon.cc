@@ -22,7 +22,10 @@ class RemoteDaemonImpl {
     KITE_ASSIGN_OR_RETURN(jobs_, JobManager::Create(config_, &owner_));
     evictor_ = std::make_unique<Evictor>(config_, tls_, jobs_.get(), &owner_);
     publisher_ = std::make_unique<StatePublisher>(config_, tls_, jobs_.get(), &owner_, evictor_.get());
-    auto handler = std::make_shared<RemoteHandler>(jobs_.get(), &owner_, publisher_.get());
+    transfer_ = std::make_unique<CheckpointTransfer>(config_, tls_);
+    if (int n = transfer_->Sweep(); n > 0)
+      KLOG_INFO("removed {} checkpoint file(s) left in {} by an earlier kite-remoted", n, config_.checkpoint_dir);
+    auto handler = std::make_shared<RemoteHandler>(jobs_.get(), &owner_, publisher_.get(), transfer_.get());
     auto processor = std::make_shared<rpc::RemoteProcessor>(handler);
     KITE_ASSIGN_OR_RETURN(server_, MakeServer(*tls_, config_.listen_address, config_.remote_port, processor));
     return OkStatus();
@@ -67,6 +70,7 @@ class RemoteDaemonImpl {
   // Destruction runs bottom-up: the server (and its handler) first, the monitor last.
   const Config config_;
   std::shared_ptr<TlsContext> tls_;
+  std::unique_ptr<CheckpointTransfer> transfer_;
   OwnerMonitor owner_;
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<Evictor> evictor_;

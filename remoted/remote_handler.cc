@@ -3,6 +3,7 @@
 
 #include "common/log.h"
 #include "common/rpc.h"
+#include "syscall-shim/tree/job_manifest.h"
 
 namespace kite {
 
@@ -46,14 +47,52 @@ void RemoteHandler::checkpoint_job(rpc::CheckpointReply& out, int64_t job_id, bo
                                                    : AfterCheckpoint::kExit);
   ThrowIfError(r.status());
   out = std::move(r).value();
+  out.image_host = transfer_->host_name();
+  if (auto files = ListCheckpointFiles(out.image_path); files.ok()) {
+    out.image_bytes = files->bytes;
+    out.processes = files->processes;
+  }
+  if (leave_running) {
+    // kite checkpoint --to: the home's `kite` takes it from the shared tree.
+    auto exported = transfer_->Export(out.image_path, out.creds);
+    if (exported.ok()) {
+      out.image_path = *exported;
+      out.image_host.clear();
+    } else if (exported.status().code() != StatusCode::kNotFound) {
+      (void)transfer_->Drop(out.image_path);
+      ThrowIfError(exported.status());
+    }
+  }
 }
 
 void RemoteHandler::resume_job(int64_t job_id) { ThrowIfError(jobs_->Resume(job_id)); }
 
 void RemoteHandler::restore_job(rpc::ExecReply& out, const rpc::RestoreSpec& spec) {
+  const bool fetched = transfer_->Fetches(spec);
+  ThrowIfError(transfer_->Fetch(spec));
   auto id = jobs_->Restore(spec);
+  // The copies are this host's: the restored processes have it all in memory now, and a failed
+  // restore leaves the original (on image_host) to the home.
+  if (fetched) (void)transfer_->Drop(spec.image_path);
   ThrowIfError(id.status());
   out.job_id = *id;
+}
+
+void RemoteHandler::checkpoint_files(std::vector<rpc::CheckpointFile>& out, const std::string& manifest_path) {
+  auto r = transfer_->List(manifest_path);
+  ThrowIfError(r.status());
+  out = std::move(r).value();
+}
+
+void RemoteHandler::read_checkpoint_file(std::string& out, const std::string& path, int64_t offset,
+                                         int32_t max_bytes) {
+  auto r = transfer_->Read(path, offset, max_bytes);
+  ThrowIfError(r.status());
+  out = std::move(r).value();
+}
+
+void RemoteHandler::drop_checkpoint(const std::string& manifest_path) {
+  ThrowIfError(transfer_->Drop(manifest_path));
 }
 
 }  // namespace kite

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "kite/rpc/Remote.h"
+#include "remoted/checkpoint_transfer.h"
 #include "remoted/job_manager.h"
 #include "remoted/owner_monitor.h"
 #include "remoted/state_publisher.h"
@@ -12,9 +13,10 @@ namespace kite {
 
 class RemoteHandler : public rpc::RemoteIf {
  public:
-  // All three outlive the handler.
-  RemoteHandler(JobManager* jobs, OwnerMonitor* owner, const StatePublisher* publisher)
-      : jobs_(jobs), owner_(owner), publisher_(publisher) {}
+  // All four outlive the handler.
+  RemoteHandler(JobManager* jobs, OwnerMonitor* owner, const StatePublisher* publisher,
+                const CheckpointTransfer* transfer)
+      : jobs_(jobs), owner_(owner), publisher_(publisher), transfer_(transfer) {}
 
   void status(rpc::HostStatus& out) override;
   void start_job(rpc::ExecReply& out, const rpc::ExecSpec& spec) override;
@@ -29,11 +31,15 @@ class RemoteHandler : public rpc::RemoteIf {
   void checkpoint_job(rpc::CheckpointReply& out, int64_t job_id, bool leave_running, bool stop) override;
   void resume_job(int64_t job_id) override;
   void restore_job(rpc::ExecReply& out, const rpc::RestoreSpec& spec) override;
+  void checkpoint_files(std::vector<rpc::CheckpointFile>& out, const std::string& manifest_path) override;
+  void read_checkpoint_file(std::string& out, const std::string& path, int64_t offset, int32_t max_bytes) override;
+  void drop_checkpoint(const std::string& manifest_path) override;
 
  private:
   JobManager* const jobs_;
   OwnerMonitor* const owner_;
   const StatePublisher* const publisher_;
+  const CheckpointTransfer* const transfer_;
 };
 
 }  // namespace kite

@@ -11,7 +11,8 @@
 #      driver waiting on cc1), evicted mid-compile; every object is then compared with one
 #      compiled without moving.
 # Every figure comes from this run; hosts are CPU-capped namespaces (scripts/cluster), say so
-# when quoting. The shared tree is the bind-mounted stand-in for kitefs (page cache: warm).
+# when quoting. The shared tree is scripts/cluster's default (kitefs; KITE_SIM_FS=bind for the
+# bind-mounted directory).
 # Usage: bench/migrate/run.sh [SIZES_MIB (default "16 256 1024")] [GUESTS (4)] [RUNS (3)] [BUILD_JOBS (8)]
 set -euo pipefail
 
@@ -122,5 +123,8 @@ for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
 same=$(on node1 "cd /kite/.bench-cc && for f in moved*.o; do cmp -s plain.o \$f && echo same; done | wc -l")
 echo "  $build_jobs compiles: $failed failed, $same objects identical to the unmoved compile"
 grep -h "moved node2\|requeued" "/run/kite-sim/$name/node1/homed.log" | tail -n "$build_jobs" | sed 's/^/  /' || true
+echo "  where node2's checkpoints spent their time (its remoted's log):"
+grep -h "checkpointed to" "/run/kite-sim/$name/node2/remoted.log" | tail -n "$build_jobs" |
+  sed 's/.*checkpointed to [^ ]* \(.*\)/    \1/' || true
 on node1 'rm -rf /kite/.bench-cc'
 on node1 'kite owner node2 auto' >/dev/null

@@ -35,6 +35,9 @@ class NullRemote : public rpc::RemoteIf {
   void checkpoint_job(rpc::CheckpointReply&, int64_t, bool, bool) override { ++calls; }
   void resume_job(int64_t) override { ++calls; }
   void restore_job(rpc::ExecReply&, const rpc::RestoreSpec&) override { ++calls; }
+  void checkpoint_files(std::vector<rpc::CheckpointFile>&, const std::string&) override { ++calls; }
+  void read_checkpoint_file(std::string&, const std::string&, int64_t, int32_t) override { ++calls; }
+  void drop_checkpoint(const std::string&) override { ++calls; }
   int calls = 0;
   size_t argv_total = 0;
 };

@@ -110,7 +110,11 @@ TEST_F(MigrateDriver, JobMovesFromNode2ToNode3) {
 
   rpc::CheckpointReply ck;
   ASSERT_OK(Call("checkpoint_job", [&] { (*node2)->checkpoint_job(ck, started.job_id, false, false); }));
-  EXPECT_THAT(ck.image_path, ::testing::StartsWith("/kite/.kite-ckpt/node2/65534/"));
+  // In node2's own checkpoint directory; node3's remoted copies it from there.
+  EXPECT_THAT(ck.image_path, ::testing::StartsWith("/var/lib/kite/checkpoints/node2/65534/"));
+  EXPECT_EQ(ck.image_host, "node2");
+  EXPECT_GT(ck.image_bytes, 0);
+  EXPECT_EQ(ck.processes, 1);
   before += Read(*node2, started.job_id, before.size(), 0, "", &status);
   ASSERT_TRUE(WIFSIGNALED(status)) << std::hex << status;
   ASSERT_EQ(static_cast<int64_t>(before.size()), ck.stdout_offset);
@@ -324,10 +328,14 @@ TEST_F(KiteMigrateTest, APipelineMovesMidSortAndHomeWithTheSameResult) {
   ASSERT_TRUE(WIFEXITED(done->exit_status)) << done->Describe();
   EXPECT_EQ(WEXITSTATUS(done->exit_status), 0) << done->stderr_data;
   EXPECT_EQ(done->stdout_data, plain->stdout_data) << done->stderr_data;
-  // Every image and pipe file of both moves is gone (the home removes them once the job runs).
-  auto left = cluster_.Exec("node1", {"sh", "-c", "find /kite/.kite-ckpt -type f | wc -l"});
-  ASSERT_OK(left.status());
-  EXPECT_EQ(left->stdout_data, "0\n") << cluster_.Exec("node1", {"find", "/kite/.kite-ckpt"})->stdout_data;
+  // Every image and pipe file of both moves is gone, on every host: the home has the source
+  // drop them once the job runs, and each target removes the copies it fetched.
+  for (const char* host : {"node1", "node2", "node3"}) {
+    auto left = cluster_.Exec(host, {"sh", "-c", "find /var/lib/kite/checkpoints -type f | wc -l"});
+    ASSERT_OK(left.status());
+    EXPECT_EQ(left->stdout_data, "0\n")
+        << host << ": " << cluster_.Exec(host, {"find", "/var/lib/kite/checkpoints"})->stdout_data;
+  }
 }
 
 // A compiler driver and its cc1 (a job tree writing a temporary file): `gcc -O2 -c` of a large

@@ -88,6 +88,7 @@ class JobManagerTest : public ::testing::Test {
     config_.run_dir = "/tmp/kite-test-run";
     // Never the machine's real /kite: checkpoint directories are made below the shared path.
     config_.shared_paths = {"/tmp/kite-test-shared"};
+    config_.checkpoint_dir = "/tmp/kite-test-run/checkpoints";  // never the machine's own
     Recreate();
   }
 

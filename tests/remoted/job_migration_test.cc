@@ -50,6 +50,9 @@ class JobMigrationTest : public ::testing::Test {
     config_.shim_path = kBin + "/libkite-shim.so";
     config_.run_dir = dir_ + "/run";
     config_.shared_paths = {dir_ + "/shared"};  // the cluster FS both "hosts" see
+    // One checkpoint directory for both "hosts": restore_job finds the images where they were
+    // written, as it does after checkpoint_transfer has copied them (tested on real hosts).
+    config_.checkpoint_dir = dir_ + "/checkpoints";
     ::mkdir(config_.run_dir.c_str(), 0755);
     ::mkdir(config_.shared_paths[0].c_str(), 0755);
     Become("node2");
@@ -134,7 +137,7 @@ TEST_P(JobMigrationByProgramTest, JobMovesToAnotherHostWithItsOutputContinuing) 
   auto ck = jobs_->Checkpoint(*id, AfterCheckpoint::kExit);
   ASSERT_TRUE(ck.ok()) << ck.status().ToString();
   EXPECT_FALSE(ck->left_running);
-  EXPECT_EQ(ck->image_path, config_.shared_paths[0] + "/.kite-ckpt/node2/65534/job-" + std::to_string(*id) + ".job");
+  EXPECT_EQ(ck->image_path, config_.checkpoint_dir + "/node2/65534/job-" + std::to_string(*id) + ".job");
   EXPECT_EQ(ck->creds.uid, kNobody);
   EXPECT_EQ(ck->vpid, 4242);
   EXPECT_EQ(ck->home_ppid, 17);
@@ -302,7 +305,7 @@ TEST_F(JobMigrationTest, APipelineMovesWholeWithTheBytesInItsPipes) {
   std::string text((std::istreambuf_iterator<char>(manifest)), std::istreambuf_iterator<char>());
   // Header, 3 streams, the ckpt-dir line; sh and its 3 processes; the 2 pipes between them.
   EXPECT_EQ(std::count(text.begin(), text.end(), '\n') - 5, 4 + 2) << "sh, 3 processes, 2 pipes:\n" << text;
-  EXPECT_NE(text.find("\nckpt-dir " + config_.shared_paths[0] + "/.kite-ckpt/node2/65534\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nckpt-dir " + config_.checkpoint_dir + "/node2/65534\n"), std::string::npos) << text;
 
   Become("node3");
   auto id2 = jobs_->Restore(RestoreSpecFor(*ck));
