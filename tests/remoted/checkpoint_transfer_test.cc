@@ -1,0 +1,288 @@
+// CheckpointTransfer: the serving side hands out only files of its own checkpoint directory;
+// the fetching side, talking real mutual TLS to a peer that lies (names that climb out of the
+// directory, sizes that do not match, a list that is not the checkpoint's), refuses it and
+// leaves nothing behind; a dead peer is a clear error; the start-up sweep removes leftover
+// files without following symlinks; an export lands on the shared tree, synced, owned by the
+// job's user. Moves between real remoteds are tested in tests/integration/migrate_test.cc.
+#include "remoted/checkpoint_transfer.h"
+
+#include <arpa/inet.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "common/certs.h"
+#include "kite/rpc/Remote.h"
+#include "remoted/job_checkpoint.h"
+#include "syscall-shim/tree/job_manifest.h"
+
+namespace kite {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kUid = 65534;
+
+// A peer that answers checkpoint_files and read_checkpoint_file as told.
+class LyingRemote : public rpc::RemoteNull {
+ public:
+  void checkpoint_files(std::vector<rpc::CheckpointFile>& out, const std::string&) override { out = files; }
+  void read_checkpoint_file(std::string& out, const std::string&, int64_t offset, int32_t max_bytes) override {
+    out = chunk.empty() ? std::string() : chunk.substr(0, static_cast<size_t>(extra_bytes ? max_bytes + 1 : max_bytes));
+    (void)offset;
+  }
+  std::vector<rpc::CheckpointFile> files;
+  std::string chunk;
+  bool extra_bytes = false;
+};
+
+void WriteFile(const std::string& path, const std::string& data) {
+  std::ofstream(path, std::ios::binary) << data;
+  ASSERT_EQ(::chown(path.c_str(), kUid, kUid), 0) << path;
+}
+
+class CheckpointTransferTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "makes files owned by another user: run as root";
+    signal(SIGPIPE, SIG_IGN);
+    dir_ = fs::temp_directory_path() / ("kite-xfer-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    ClusterInitOptions o;
+    o.out_dir = dir_ / "pki";
+    o.hosts = {{"node1", "127.0.0.1"}, {"node2", "127.0.0.1"}};
+    fs::create_directories(dir_);
+    Status pki = InitCluster(o);
+    ASSERT_TRUE(pki.ok()) << pki.ToString();
+    port_ = 20000 + (::getpid() + 7) % 20000;
+    config_.host_name = "node1";
+    config_.hosts = {{"node1", "127.0.0.1"}, {"node2", "127.0.0.1"}};
+    config_.remote_port = port_;
+    config_.checkpoint_dir = (dir_ / "ckpt").string();
+    config_.shared_paths = {(dir_ / "shared").string()};
+    fs::create_directories(dir_ / "shared");
+    auto tls = TlsContext::Create(dir_ / "pki/ca.pem", dir_ / "pki/node1/host.pem", dir_ / "pki/node1/host.key");
+    ASSERT_TRUE(tls.ok()) << tls.status().ToString();
+    tls_ = *tls;
+    transfer_ = std::make_unique<CheckpointTransfer>(config_, tls_);
+    auto made = JobCheckpoint::PrepareDir(config_, "node2", kUid, kUid);
+    ASSERT_TRUE(made.ok()) << made.status().ToString();
+    ckdir_ = *made;
+  }
+  void TearDown() override {
+    if (server_) {
+      server_->stop();
+      thread_.join();
+    }
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+
+  // A checkpoint of one process: job-1.job naming job-1.7.img, and a pipe file.
+  std::string MakeCheckpoint() {
+    JobManifest m;
+    m.streams[0] = {JobManifest::StreamKind::kNone, 0};
+    m.streams[1] = {JobManifest::StreamKind::kNone, 0};
+    m.streams[2] = {JobManifest::StreamKind::kNone, 0};
+    m.procs.push_back({7, 0, 7, false, "job-1.7.img", 0});
+    m.pipes.push_back({99, "job-1.pipe-99"});
+    WriteFile(ckdir_ + "/job-1.7.img", std::string(5 << 20, 'i'));  // more than one chunk
+    WriteFile(ckdir_ + "/job-1.pipe-99", "unread");
+    WriteFile(ckdir_ + "/job-1.job", m.Serialize());
+    return ckdir_ + "/job-1.job";
+  }
+
+  void StartPeer() {
+    peer_ = std::make_shared<LyingRemote>();
+    auto tls = TlsContext::Create(dir_ / "pki/ca.pem", dir_ / "pki/node2/host.pem", dir_ / "pki/node2/host.key");
+    ASSERT_TRUE(tls.ok());
+    peer_tls_ = *tls;
+    auto server = MakeServer(*peer_tls_, "127.0.0.1", port_, std::make_shared<rpc::RemoteProcessor>(peer_));
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = *server;
+    thread_ = std::thread([this] { server_->serve(); });
+    for (int i = 0; i < 200; ++i) {
+      int fd = socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(static_cast<uint16_t>(port_));
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      const bool up = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+      close(fd);
+      if (up) return;
+      usleep(10000);
+    }
+    FAIL() << "the peer never listened";
+  }
+
+  rpc::RestoreSpec SpecFor(const std::string& manifest) const {
+    rpc::RestoreSpec s;
+    s.image_path = manifest;
+    s.image_host = "node2";
+    s.creds.uid = kUid;
+    s.creds.gid = kUid;
+    return s;
+  }
+
+  size_t FilesIn(const std::string& dir) const {
+    size_t n = 0;
+    for (const auto& e : fs::directory_iterator(dir)) n += e.is_regular_file() ? 1 : 0;
+    return n;
+  }
+
+  fs::path dir_;
+  int port_ = 0;
+  Config config_;
+  std::shared_ptr<TlsContext> tls_, peer_tls_;
+  std::unique_ptr<CheckpointTransfer> transfer_;
+  std::string ckdir_;
+  std::shared_ptr<LyingRemote> peer_;
+  std::shared_ptr<apache::thrift::server::TServer> server_;
+  std::thread thread_;
+};
+
+TEST_F(CheckpointTransferTest, ServesItsCheckpointsAndNothingElse) {
+  const std::string manifest = MakeCheckpoint();
+  auto files = transfer_->List(manifest);
+  ASSERT_TRUE(files.ok()) << files.status().ToString();
+  ASSERT_EQ(files->size(), 3u);
+  EXPECT_EQ((*files)[0].name, "job-1.job");
+  EXPECT_EQ((*files)[1].name, "job-1.7.img");
+  EXPECT_EQ((*files)[1].size, 5 << 20);
+  auto chunk = transfer_->Read(ckdir_ + "/job-1.7.img", 0, 64 << 20);
+  ASSERT_TRUE(chunk.ok());
+  EXPECT_EQ(chunk->size(), static_cast<size_t>(CheckpointTransfer::kMaxChunkBytes)) << "capped at one chunk";
+  auto tail = transfer_->Read(ckdir_ + "/job-1.7.img", (5 << 20) - 3, 100);
+  ASSERT_TRUE(tail.ok());
+  EXPECT_EQ(*tail, "iii");
+  auto past = transfer_->Read(ckdir_ + "/job-1.7.img", 6 << 20, 100);
+  ASSERT_TRUE(past.ok());
+  EXPECT_EQ(*past, "");
+
+  const std::string root = config_.checkpoint_dir;
+  fs::create_symlink("/etc/passwd", ckdir_ + "/job-2.7.img");
+  for (const std::string& bad : {std::string("/etc/passwd"), root + "/node2/65534/../../../etc/passwd",
+                                 root + "/node2/65534/.hidden", root + "/node2//job-1.job", root + "/node2",
+                                 root + "/node2/abc/job-1.job", root + "/node2/65534/x/job-1.job"}) {
+    EXPECT_EQ(transfer_->Read(bad, 0, 10).status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_FALSE(transfer_->Read(ckdir_ + "/job-2.7.img", 0, 10).ok()) << "a symlink is never followed";
+  EXPECT_EQ(transfer_->Read(ckdir_ + "/job-1.7.img", -1, 10).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(transfer_->List(ckdir_ + "/job-1.7.img").status().code(), StatusCode::kInvalidArgument);
+  ::unlink((ckdir_ + "/job-1.pipe-99").c_str());
+  EXPECT_EQ(transfer_->List(manifest).status().code(), StatusCode::kNotFound) << "a file it names is missing";
+
+  ASSERT_TRUE(transfer_->Drop(manifest).ok());
+  EXPECT_FALSE(fs::exists(manifest));
+  EXPECT_FALSE(fs::exists(ckdir_ + "/job-1.7.img"));
+  EXPECT_TRUE(transfer_->Drop(manifest).ok()) << "already gone is no error";
+  EXPECT_FALSE(transfer_->Drop("/etc/passwd").ok());
+}
+
+TEST_F(CheckpointTransferTest, AFetchRefusesWhatALyingPeerSendsAndLeavesNothing) {
+  StartPeer();
+  const std::string manifest = ckdir_ + "/job-5.job";
+  struct Lie {
+    std::vector<rpc::CheckpointFile> files;
+    std::string chunk;
+    bool extra;
+    const char* why;
+  };
+  auto file = [](std::string name, int64_t size) {
+    rpc::CheckpointFile f;
+    f.name = std::move(name);
+    f.size = size;
+    return f;
+  };
+  const std::vector<Lie> lies = {
+      {{}, "x", false, "no files"},
+      {{file("job-6.job", 1)}, "x", false, "another checkpoint's manifest"},
+      {{file("job-5.job", 1), file("../../../../etc/cron.d/x", 1)}, "x", false, "a name that climbs"},
+      {{file("job-5.job", 1), file(".bashrc", 1)}, "x", false, "a hidden name"},
+      {{file("job-5.job", -5)}, "x", false, "a negative size"},
+      {{file("job-5.job", 10)}, "", false, "fewer bytes than it said"},
+      {{file("job-5.job", 4)}, "abcdefgh", true, "more bytes than asked for"},
+  };
+  for (const Lie& lie : lies) {
+    peer_->files = lie.files;
+    peer_->chunk = lie.chunk;
+    peer_->extra_bytes = lie.extra;
+    Status s = transfer_->Fetch(SpecFor(manifest));
+    EXPECT_FALSE(s.ok()) << lie.why;
+    EXPECT_NE(s.message().find("from node2"), std::string::npos) << s.ToString();
+    EXPECT_EQ(FilesIn(ckdir_), 0u) << lie.why << ": a refused fetch leaves nothing";
+  }
+  // A file of that name here already: never overwritten.
+  WriteFile(ckdir_ + "/job-5.job", "mine");
+  peer_->files = {file("job-5.job", 4)};
+  peer_->chunk = "evil";
+  peer_->extra_bytes = false;
+  EXPECT_FALSE(transfer_->Fetch(SpecFor(manifest)).ok());
+  std::ifstream in(ckdir_ + "/job-5.job");
+  std::string kept((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(kept, "mine");
+  // Another user's directory is not this job's.
+  rpc::RestoreSpec other = SpecFor(manifest);
+  other.creds.uid = 1234;
+  EXPECT_EQ(transfer_->Fetch(other).code(), StatusCode::kPermissionDenied);
+}
+
+TEST_F(CheckpointTransferTest, AFetchFromADeadOrUnknownHostSaysSo) {
+  Status dead = transfer_->Fetch(SpecFor(ckdir_ + "/job-1.job"));  // nobody listens on the port
+  EXPECT_EQ(dead.code(), StatusCode::kUnavailable) << dead.ToString();
+  EXPECT_NE(dead.message().find("node2"), std::string::npos) << dead.ToString();
+  rpc::RestoreSpec unknown = SpecFor(ckdir_ + "/job-1.job");
+  unknown.image_host = "node9";
+  EXPECT_EQ(transfer_->Fetch(unknown).code(), StatusCode::kNotFound);
+  rpc::RestoreSpec here = SpecFor(ckdir_ + "/job-1.job");
+  here.image_host = "node1";
+  EXPECT_FALSE(transfer_->Fetches(here));
+  EXPECT_TRUE(transfer_->Fetch(here).ok()) << "the checkpoint is here already: nothing to copy";
+}
+
+TEST_F(CheckpointTransferTest, TheSweepRemovesLeftoversAndFollowsNoSymlink) {
+  MakeCheckpoint();
+  const std::string outside = (dir_ / "outside").string();
+  WriteFile(outside, "keep me");
+  fs::create_symlink(outside, ckdir_ + "/job-3.7.img");
+  fs::create_directories(config_.checkpoint_dir + "/node3");
+  fs::create_directory_symlink(dir_ / "shared", config_.checkpoint_dir + "/node3/65534");
+  WriteFile((dir_ / "shared/precious").string(), "keep me too");
+  EXPECT_EQ(transfer_->Sweep(), 4);  // the three files and the symlink itself
+  EXPECT_EQ(FilesIn(ckdir_), 0u);
+  EXPECT_TRUE(fs::exists(outside));
+  EXPECT_TRUE(fs::exists(dir_ / "shared/precious"));
+  EXPECT_TRUE(fs::is_directory(ckdir_)) << "directories stay";
+}
+
+TEST_F(CheckpointTransferTest, AnExportLandsOnTheSharedTreeOwnedByTheUser) {
+  config_.host_name = "node2";  // exporting its own job's checkpoint
+  CheckpointTransfer node2(config_, tls_);
+  const std::string manifest = MakeCheckpoint();
+  rpc::Credentials creds;
+  creds.uid = kUid;
+  creds.gid = kUid;
+  auto exported = node2.Export(manifest, creds);
+  ASSERT_TRUE(exported.ok()) << exported.status().ToString();
+  const std::string dir = config_.shared_paths[0] + "/.kite-ckpt/node2/65534";
+  EXPECT_EQ(*exported, dir + "/job-1.job");
+  for (const char* name : {"job-1.job", "job-1.7.img", "job-1.pipe-99"}) {
+    struct stat st;
+    ASSERT_EQ(::stat((dir + "/" + name).c_str(), &st), 0) << name;
+    EXPECT_EQ(st.st_uid, static_cast<uid_t>(kUid));
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+  }
+  EXPECT_EQ(fs::file_size(dir + "/job-1.7.img"), 5u << 20);
+  EXPECT_EQ(FilesIn(ckdir_), 0u) << "the local files are gone once exported";
+  config_.shared_paths = {(dir_ / "nowhere").string()};
+  EXPECT_EQ(node2.Export(MakeCheckpoint(), creds).status().code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace kite
