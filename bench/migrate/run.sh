@@ -126,5 +126,8 @@ grep -h "moved node2\|requeued" "/run/kite-sim/$name/node1/homed.log" | tail -n 
 echo "  where node2's checkpoints spent their time (its remoted's log):"
 grep -h "checkpointed to" "/run/kite-sim/$name/node2/remoted.log" | tail -n "$build_jobs" |
   sed 's/.*checkpointed to [^ ]* \(.*\)/    \1/' || true
+echo "  what node1 spent copying them from node2 (its remoted's log):"
+grep -h "fetched checkpoint" "/run/kite-sim/$name/node1/remoted.log" | tail -n "$build_jobs" |
+  sed 's/.*: \([0-9]* file(s).*\)/    \1/' || true
 on node1 'rm -rf /kite/.bench-cc'
 on node1 'kite owner node2 auto' >/dev/null
