@@ -24,6 +24,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <utility>
 
 #include "common/log.h"
 #include "remoted/input_queue.h"
@@ -140,6 +141,10 @@ struct JobManager::Job {
   bool input_paused = false;   // GUARDED_BY(mu_): checkpointing: nothing more is written to stdin
   bool checkpointing = false;  // GUARDED_BY(mu_): a Checkpoint() call is in flight
   bool move_stopped = false;   // GUARDED_BY(mu_): stopped by checkpoint_job(stop) until release/resume
+  // GUARDED_BY(mu_): that checkpoint's manifest. Removed at release or resume, whichever comes:
+  // by then the job runs elsewhere or here again (the home drops it too; this is for a home
+  // that died mid-move).
+  std::string move_checkpoint;
   // GUARDED_BY(mu_): checkpoints done. A read_output waiting when one ends returns at once: a
   // stopped job writes nothing more, and the home's mover waits for its relay to have read up to
   // the checkpoint's offsets before it lets the stopped copy go.
@@ -822,6 +827,7 @@ StatusOr<rpc::CheckpointReply> JobManager::Checkpoint(int64_t id, AfterCheckpoin
     // The job is stopped; what it wrote before is in its pipes or pty until the I/O thread
     // has read it. Wait until they are empty (or the buffers are full: the home reads on).
     job->move_stopped = true;
+    job->move_checkpoint = manifest_path;
     const auto drain_deadline = Clock::now() + kKillTimeout;
     while (Clock::now() < drain_deadline && !job->released && job->phase == Job::Phase::kRunning &&
            !OutputDrainedLocked(*job)) {
@@ -887,6 +893,7 @@ Status JobManager::Resume(int64_t id) {
     if (!job->move_stopped) return FailedPrecondition(name + " is not stopped by a checkpoint");
     job->move_stopped = false;
     job->input_paused = false;
+    if (!job->move_checkpoint.empty()) RemoveCheckpoint(std::exchange(job->move_checkpoint, std::string()));
     if (!job->root_reaped) {
       ::kill(-job->pid, SIGCONT);
       if (auto procs = JobTree::List(job->pid); procs.ok()) {
@@ -1061,6 +1068,7 @@ Status JobManager::Release(int64_t id) {
     // The pid cannot be reused before it is reaped, and reaping is recorded under mu_.
     if (!job->root_reaped) ::kill(-job->pid, SIGKILL);
   }
+  std::string move_checkpoint;  // a move's checkpoint of it, if it was stopped by one
   // The process group misses what left it (setsid, setpgid); the cgroups have everything.
   if (!cgroups_.KillAll(id, kKillTimeout))
     KLOG_ERROR("job {}: processes survive SIGKILL in its cgroups", id);
@@ -1071,12 +1079,14 @@ Status JobManager::Release(int64_t id) {
       KLOG_ERROR("job {}: root pid {} not reaped {} s after SIGKILL; freeing its slot anyway", id, job->pid,
                  std::chrono::duration_cast<std::chrono::seconds>(kReapTimeout).count());
     job->released = true;
+    move_checkpoint = std::move(job->move_checkpoint);
     jobs_.erase(id);
     FreeSlotLocked(*job);
     job->cv.notify_all();
   }
   WakeIo();  // closes the job's fds
   cgroups_.RemoveJob(id);
+  if (!move_checkpoint.empty()) RemoveCheckpoint(move_checkpoint);
   KLOG_INFO("job {} released (home {} vpid {})", id, job->home_host, job->vpid);
   return OkStatus();
 }

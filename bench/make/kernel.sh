@@ -220,6 +220,24 @@ fi
 kite_s=$(elapsed "$t0" "$t1")
 summary=$(grep -E '^kite make:|^  (node[0-9]|home) |evicted while running' "$logs/kite-make.log" || true)
 
+# The evictions, if any: each host's clearing, the rounds, the home's log of every move; ok=1
+# when a host was not cleared or none had a guest to send away.
+report_evictions() {
+  ((${#evicted[@]})) || return 0
+  echo "owners back at ${evict_at} s on ${evicted[*]}:"
+  [[ ! -e $logs/evictions ]] || sed 's/^/  /' "$logs/evictions"
+  [[ ! -s $logs/eviction-rounds ]] || sed 's/^/  /' "$logs/eviction-rounds"
+  if [[ -s $logs/moves ]]; then
+    echo "the home's log of the moves:"
+    head -n 30 "$logs/moves" | sed -E 's/^/  /; s/^(.{200}).*/\1.../'
+  fi
+  grep -qs 'NOT cleared' "$logs/evictions" && ok=1
+  grep -qsE 'cleared of [1-9]' "$logs/evictions" ||
+    { echo "no evicted host had a guest when its owner came back: the eviction was not exercised"; ok=1; }
+  grep -qE 'evicted while running: [0-9]+ migrated, [0-9]+ requeued' <<<"$summary" ||
+    { echo "kite make's summary does not say how many recipes migrated and were requeued"; ok=1; }
+}
+
 if [[ $reference == none ]]; then
   echo
   echo "| build of Linux (tinyconfig), hosts at $cpu core, /kite on $fs | wall s |"
@@ -227,7 +245,9 @@ if [[ $reference == none ]]; then
   echo "| kite make on $hosts hosts ($slots slots each) | $kite_s |"
   echo
   echo "$summary"
-  exit 0
+  ok=0
+  report_evictions
+  exit "$ok"
 fi
 echo "plain make -j2 ($reference)..." >&2
 mv "$shared/linux" "$shared/linux.kite"
@@ -314,18 +334,5 @@ if ((${#peer_list[@]})); then
   done
 fi
 [[ ! -s $logs/peer-differences ]] || { echo; cat "$logs/peer-differences"; }
-if ((${#evicted[@]})); then
-  echo "owners back at ${evict_at} s on ${evicted[*]}:"
-  [[ ! -e $logs/evictions ]] || sed 's/^/  /' "$logs/evictions"
-  [[ ! -s $logs/eviction-rounds ]] || sed 's/^/  /' "$logs/eviction-rounds"
-  if [[ -s $logs/moves ]]; then
-    echo "the home's log of the moves:"
-    head -n 30 "$logs/moves" | sed -E 's/^/  /; s/^(.{200}).*/\1.../'
-  fi
-  grep -qs 'NOT cleared' "$logs/evictions" && ok=1
-  grep -qsE 'cleared of [1-9]' "$logs/evictions" ||
-    { echo "no evicted host had a guest when its owner came back: the eviction was not exercised"; ok=1; }
-  grep -qE 'evicted while running: [0-9]+ migrated, [0-9]+ requeued' <<<"$summary" ||
-    { echo "kite make's summary does not say how many recipes migrated and were requeued"; ok=1; }
-fi
+report_evictions
 exit "$ok"
