@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "common/rpc.h"
+#include "tests/support/loopback.h"
 #include "kite/rpc/Home.h"
 
 namespace kite {
@@ -64,19 +65,7 @@ class TlsTest : public ::testing::Test {
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = *server;
     thread_ = std::thread([this] { server_->serve(); });
-    // serve() listens on its thread: wait until the port takes connections.
-    for (int i = 0; i < 200; ++i) {
-      int fd = socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_port = htons(static_cast<uint16_t>(port_));
-      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      bool up = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-      close(fd);
-      if (up) return;
-      usleep(10000);
-    }
-    FAIL() << "the server never listened";
+    ASSERT_TRUE(test_support::WaitUntilListening(port_)) << "the server never listened";
   }
 
   Status CallKill(const TlsContext& tls, int32_t* result) {

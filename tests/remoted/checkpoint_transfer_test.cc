@@ -6,9 +6,7 @@
 // job's user. Moves between real remoteds are tested in tests/integration/migrate_test.cc.
 #include "remoted/checkpoint_transfer.h"
 
-#include <arpa/inet.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +20,7 @@
 #include "kite/rpc/Remote.h"
 #include "remoted/job_checkpoint.h"
 #include "syscall-shim/tree/job_manifest.h"
+#include "tests/support/loopback.h"
 
 namespace kite {
 namespace {
@@ -107,18 +106,7 @@ class CheckpointTransferTest : public ::testing::Test {
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = *server;
     thread_ = std::thread([this] { server_->serve(); });
-    for (int i = 0; i < 200; ++i) {
-      int fd = socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_port = htons(static_cast<uint16_t>(port_));
-      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      const bool up = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-      close(fd);
-      if (up) return;
-      usleep(10000);
-    }
-    FAIL() << "the peer never listened";
+    ASSERT_TRUE(test_support::WaitUntilListening(port_)) << "the peer never listened";
   }
 
   rpc::RestoreSpec SpecFor(const std::string& manifest) const {
