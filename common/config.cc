@@ -131,6 +131,7 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
   remoted.get("owner_detect", &c.owner_detect);
   remoted.get("cgroup_parent", &c.cgroup_parent);
   remoted.get("shim", &c.shim_path);
+  remoted.get("stream_pages", &c.stream_pages);
   KITE_RETURN_IF_ERROR(remoted.Finish());
 
   TableReader homed(root["homed"].as_table(), "homed", origin);

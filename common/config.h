@@ -41,6 +41,7 @@ struct Config {
   std::string owner_detect = "auto";         // "auto": ttys, input devices, load; "none": manual
   std::string cgroup_parent = "kite";        // below each controller's mount point
   std::string shim_path;                     // default: libkite-shim.so beside the binary
+  bool stream_pages = true;                  // a move's pages go from the source host straight into the restoring process
 
   // [homed]
   std::string evict_to = "home";             // where evicted jobs go: "home" or "idle" (another idle host, else home)

@@ -7,13 +7,21 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <poll.h>
+
 #include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
 
 #include "common/log.h"
 #include "kite/rpc/Remote.h"
 #include "remoted/job_checkpoint.h"
 #include "remoted/unique_fd.h"
+#include "syscall-shim/image/crc32c.h"
+#include "syscall-shim/image/image_format.h"
 #include "syscall-shim/tree/job_manifest.h"
 
 namespace kite {
@@ -27,6 +35,14 @@ constexpr int64_t kSpaceMargin = int64_t{64} << 20;  // left free on the target'
 
 bool EndsWith(const std::string& s, const std::string& tail) {
   return s.size() > tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// A manifest just fetched (the Remote service's own limit bounds it: one 4 MiB chunk per call).
+std::string ReadSmallFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 bool PlainName(const std::string& name) {
@@ -124,7 +140,45 @@ Status CheckpointTransfer::Drop(const std::string& manifest_path) const {
   return OkStatus();
 }
 
-Status CheckpointTransfer::Fetch(const rpc::RestoreSpec& spec) const {
+Status CheckpointTransfer::Fetch(const rpc::RestoreSpec& spec) const { return FetchFiles(spec, false, nullptr); }
+
+StatusOr<std::unique_ptr<PageStream>> CheckpointTransfer::FetchStreaming(const rpc::RestoreSpec& spec) const {
+  std::unique_ptr<PageStream> stream;
+  KITE_RETURN_IF_ERROR(FetchFiles(spec, true, &stream));
+  return stream;
+}
+
+namespace {
+
+// Where the page data of an image from another host is: the header read off its first
+// bytes, checked as far as a copy needs (kite-restore validates the whole image anyway).
+StatusOr<std::pair<int64_t, int64_t>> PageDataRange(const std::string& head, int64_t file_size) {
+  kite_img_header h;
+  if (head.size() < sizeof h) return InvalidArgument("shorter than an image header");
+  std::memcpy(&h, head.data(), sizeof h);
+  const uint32_t crc = h.header_crc;
+  h.header_crc = 0;
+  if (std::memcmp(h.magic, KITE_IMG_MAGIC, sizeof h.magic) != 0 || h.version != KITE_IMG_VERSION ||
+      h.header_size != sizeof h || h.section_entry_size != sizeof(kite_img_section) ||
+      kite_crc32c(0, &h, sizeof h) != crc)
+    return InvalidArgument("not a kite image of version " + std::to_string(KITE_IMG_VERSION) + " (bad header)");
+  if (h.file_size != static_cast<uint64_t>(file_size))
+    return InvalidArgument("its header says " + std::to_string(h.file_size) + " bytes, its listing " +
+                           std::to_string(file_size));
+  for (const kite_img_section& sec : h.sections) {
+    if (sec.type != KITE_SEC_PAGE_DATA) continue;
+    if (sec.offset < KITE_IMG_HEADER_RESERVED || sec.offset % KITE_IMG_PAGE_SIZE != 0 || sec.offset > h.file_size ||
+        sec.size > h.file_size - sec.offset)
+      return InvalidArgument("its page data section lies outside the file");
+    return std::make_pair(static_cast<int64_t>(sec.offset), static_cast<int64_t>(sec.size));
+  }
+  return InvalidArgument("it has no page data section");
+}
+
+}  // namespace
+
+Status CheckpointTransfer::FetchFiles(const rpc::RestoreSpec& spec, bool stream_pages,
+                                      std::unique_ptr<PageStream>* stream) const {
   if (!Fetches(spec)) return OkStatus();
   const auto t0 = std::chrono::steady_clock::now();
   const std::string from = spec.image_host;
@@ -170,6 +224,23 @@ Status CheckpointTransfer::Fetch(const rpc::RestoreSpec& spec) const {
     return context(s);
   };
   std::string chunk;
+  // Copies [from_off, to_off) of the remote file into fd at the same place.
+  auto copy = [&](int fd, const std::string& remote, const std::string& name, int64_t from_off,
+                  int64_t to_off) -> Status {
+    for (int64_t off = from_off; off < to_off;) {
+      const int32_t want = static_cast<int32_t>(std::min<int64_t>(kMaxChunkBytes, to_off - off));
+      if (Status s = Call("read_checkpoint_file", [&] { c.read_checkpoint_file(chunk, remote, off, want); }); !s.ok())
+        return s.With(name);
+      if (chunk.empty() || static_cast<int64_t>(chunk.size()) > want)
+        return Aborted(name + " changed size while it was copied");
+      KITE_RETURN_IF_ERROR(WriteAllAt(fd, chunk.data(), chunk.size(), off));
+      off += static_cast<int64_t>(chunk.size());
+    }
+    return OkStatus();
+  };
+  std::set<std::string> images;  // names of the images, known once the manifest is here
+  std::vector<PageStream::Piece> pieces;
+  int64_t streamed = 0;
   for (const rpc::CheckpointFile& f : files) {
     const std::string path = *dir + "/" + f.name;
     // Never over an existing file: a name taken here is another checkpoint's.
@@ -179,19 +250,121 @@ Status CheckpointTransfer::Fetch(const rpc::RestoreSpec& spec) const {
     if (::fchown(fd.get(), static_cast<uid_t>(spec.creds.uid), static_cast<gid_t>(spec.creds.gid)) < 0)
       return fail(PosixError("chown " + path, errno));
     const std::string remote = at->dir + "/" + f.name;
-    for (int64_t off = 0; off < f.size;) {
-      const int32_t want = static_cast<int32_t>(std::min<int64_t>(kMaxChunkBytes, f.size - off));
-      if (Status s = Call("read_checkpoint_file", [&] { c.read_checkpoint_file(chunk, remote, off, want); }); !s.ok())
-        return fail(s.With(f.name));
-      if (chunk.empty() || static_cast<int64_t>(chunk.size()) > want)
-        return fail(Aborted(f.name + " changed size while it was copied"));
-      if (Status s = WriteAllAt(fd.get(), chunk.data(), chunk.size(), off); !s.ok()) return fail(s.With(path));
-      off += static_cast<int64_t>(chunk.size());
+    if (!stream_pages || images.count(f.name) == 0) {
+      if (Status s = copy(fd.get(), remote, f.name, 0, f.size); !s.ok()) return fail(s.With(path));
+      if (stream_pages && &f == &files.front()) {
+        // The manifest: which of the other files are images.
+        auto m = JobManifest::Parse(ReadSmallFile(path));
+        if (!m.ok()) return fail(m.status().With(f.name));
+        for (const JobManifest::Proc& p : m->procs) {
+          if (!p.exited) images.insert(p.image);
+        }
+      }
+      continue;
     }
+    // An image: its header and metadata now, its pages later, through the FIFO.
+    std::string head;
+    if (Status s = Call("read_checkpoint_file",
+                        [&] { c.read_checkpoint_file(head, remote, 0, KITE_IMG_HEADER_RESERVED); });
+        !s.ok())
+      return fail(s.With(f.name));
+    auto range = PageDataRange(head, f.size);
+    if (!range.ok()) return fail(range.status().With(f.name));
+    const auto [pages_at, pages_len] = *range;
+    if (::ftruncate(fd.get(), f.size) < 0) return fail(PosixError("sizing " + path, errno));
+    if (Status s = copy(fd.get(), remote, f.name, 0, pages_at); !s.ok()) return fail(s.With(path));
+    if (Status s = copy(fd.get(), remote, f.name, pages_at + pages_len, f.size); !s.ok()) return fail(s.With(path));
+    const std::string fifo = path + ".pages";
+    if (::mkfifo(fifo.c_str(), 0600) < 0) return fail(PosixError("making " + fifo, errno));
+    made.push_back(fifo);
+    if (::chown(fifo.c_str(), static_cast<uid_t>(spec.creds.uid), static_cast<gid_t>(spec.creds.gid)) < 0)
+      return fail(PosixError("chown " + fifo, errno));
+    pieces.push_back({remote, fifo, pages_at, pages_len});
+    streamed += pages_len;
   }
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
-  KLOG_INFO("fetched checkpoint {} from {}: {} file(s), {} bytes in {} ms", spec.image_path, from, files.size(), total,
-            ms);
+  if (stream_pages) {
+    KLOG_INFO("fetched checkpoint {} from {}: {} file(s), {} bytes in {} ms; {} bytes of pages to stream", spec.image_path,
+              from, files.size(), total - streamed, ms, streamed);
+    *stream = std::make_unique<PageStream>(std::move(*conn), from, std::move(pieces));
+  } else {
+    KLOG_INFO("fetched checkpoint {} from {}: {} file(s), {} bytes in {} ms", spec.image_path, from, files.size(), total,
+              ms);
+  }
+  return OkStatus();
+}
+
+// --- PageStream ---------------------------------------------------------------------------
+
+PageStream::PageStream(std::unique_ptr<Conn<rpc::RemoteClient>> conn, std::string from, std::vector<Piece> pieces)
+    : conn_(std::move(conn)), from_(std::move(from)), pieces_(std::move(pieces)) {}
+
+PageStream::~PageStream() { (void)Finish(); }
+
+void PageStream::Start() {
+  thread_ = std::thread([this] { result_ = Run(); });
+}
+
+Status PageStream::Finish() {
+  if (finished_) return result_;
+  finished_ = true;
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+  for (const Piece& p : pieces_) ::unlink(p.fifo.c_str());
+  return result_;
+}
+
+Status PageStream::Run() {
+  const auto t0 = std::chrono::steady_clock::now();
+  int64_t bytes = 0;
+  for (const Piece& p : pieces_) {
+    if (Status s = Pump(p); !s.ok()) return s.With("streaming the pages of " + p.remote + " from " + from_);
+    bytes += p.size;
+  }
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  KLOG_INFO("streamed {} bytes of pages of {} image(s) from {} in {} ms", bytes, pieces_.size(), from_, ms);
+  return OkStatus();
+}
+
+Status PageStream::Pump(const Piece& piece) {
+  // The reader (kite-restore, started by kite-restore-tree) opens the FIFO before it says it
+  // is ready; until then an open for writing fails with ENXIO. Never blocking: a restore that
+  // ends without reading (Finish) stops us.
+  UniqueFd fd;
+  for (;;) {
+    fd = UniqueFd(::open(piece.fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+    if (fd.valid()) break;
+    if (errno != ENXIO && errno != EINTR) return PosixError("opening " + piece.fifo, errno);
+    if (stop_) return Aborted("the restore ended before it read its pages");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  // A deep pipe lets the next chunk come over the network while kite-restore drains this one
+  // (remoted may exceed pipe-max-size; a smaller pipe only costs overlap).
+  if (::fcntl(fd.get(), F_SETPIPE_SZ, CheckpointTransfer::kMaxChunkBytes * 2) < 0) (void)::fcntl(fd.get(), F_SETPIPE_SZ, 1 << 20);
+  rpc::RemoteClient& c = *conn_->client;
+  std::string chunk;
+  const int64_t end = piece.offset + piece.size;
+  for (int64_t off = piece.offset; off < end;) {
+    const int32_t want = static_cast<int32_t>(std::min<int64_t>(CheckpointTransfer::kMaxChunkBytes, end - off));
+    if (Status s = Call("read_checkpoint_file", [&] { c.read_checkpoint_file(chunk, piece.remote, off, want); });
+        !s.ok())
+      return s;
+    if (chunk.empty() || static_cast<int64_t>(chunk.size()) > want) return Aborted("the image changed size while it was copied");
+    for (size_t done = 0; done < chunk.size();) {
+      const ssize_t w = ::write(fd.get(), chunk.data() + done, chunk.size() - done);
+      if (w > 0) {
+        done += static_cast<size_t>(w);
+        continue;
+      }
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0 && errno == EPIPE) return Aborted("kite-restore stopped reading its pages (see its message)");
+      if (w < 0 && errno != EAGAIN) return PosixError("writing " + piece.fifo, errno);
+      if (stop_) return Aborted("the restore ended before it read all its pages");
+      pollfd p{fd.get(), POLLOUT, 0};
+      (void)::poll(&p, 1, 100);
+    }
+    off += static_cast<int64_t>(chunk.size());
+  }
   return OkStatus();
 }
 

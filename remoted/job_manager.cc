@@ -906,7 +906,7 @@ Status JobManager::Resume(int64_t id) {
   return OkStatus();
 }
 
-StatusOr<int64_t> JobManager::Restore(const rpc::RestoreSpec& spec) {
+StatusOr<int64_t> JobManager::Restore(const rpc::RestoreSpec& spec, bool stream_pages) {
   if (spec.stdout_offset < 0 || spec.stderr_offset < 0 || spec.stdin_offset < 0)
     return InvalidArgument("restore offsets must not be negative");
   if (spec.__isset.termios && spec.termios.size() != sizeof(struct termios))
@@ -919,6 +919,7 @@ StatusOr<int64_t> JobManager::Restore(const rpc::RestoreSpec& spec) {
   rpc::ExecSpec e;
   e.argv = {restorer};
   if (spec.creds.uid == 0) e.argv.push_back("--allow-root");  // ValidateImage checked allow_root
+  if (stream_pages) e.argv.push_back("--stream-pages");  // the pages come through FIFOs (PageStream)
   e.argv.insert(e.argv.end(), {"--expect-uid", std::to_string(spec.creds.uid), spec.image_path});
   e.env = {"PATH=/usr/bin:/bin"};
   e.cwd = "/";  // the image has the job's own

@@ -97,7 +97,7 @@ class JobManager {
   // returns once kite-restore has handed over to the restored program. A job whose home is
   // this host takes no slot and ignores the owner's state. FAILED_PRECONDITION with
   // kite-restore's reason when it refused or failed (the new job is released).
-  StatusOr<int64_t> Restore(const rpc::RestoreSpec& spec);
+  StatusOr<int64_t> Restore(const rpc::RestoreSpec& spec, bool stream_pages = false);
   static constexpr std::chrono::seconds kCheckpointTimeout{30};
   // How long a process that preloads the shim may go without its handler (between its exec
   // and the shim's constructor) before it counts as one without the shim.

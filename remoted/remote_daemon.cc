@@ -25,7 +25,8 @@ class RemoteDaemonImpl {
     transfer_ = std::make_unique<CheckpointTransfer>(config_, tls_);
     if (int n = transfer_->Sweep(); n > 0)
       KLOG_INFO("removed {} checkpoint file(s) left in {} by an earlier kite-remoted", n, config_.checkpoint_dir);
-    auto handler = std::make_shared<RemoteHandler>(jobs_.get(), &owner_, publisher_.get(), transfer_.get());
+    auto handler = std::make_shared<RemoteHandler>(jobs_.get(), &owner_, publisher_.get(), transfer_.get(),
+                                                   config_.stream_pages);
     auto processor = std::make_shared<rpc::RemoteProcessor>(handler);
     KITE_ASSIGN_OR_RETURN(server_, MakeServer(*tls_, config_.listen_address, config_.remote_port, processor));
     return OkStatus();

@@ -69,12 +69,26 @@ void RemoteHandler::resume_job(int64_t job_id) { ThrowIfError(jobs_->Resume(job_
 
 void RemoteHandler::restore_job(rpc::ExecReply& out, const rpc::RestoreSpec& spec) {
   const bool fetched = transfer_->Fetches(spec);
-  ThrowIfError(transfer_->Fetch(spec));
-  auto id = jobs_->Restore(spec);
+  std::unique_ptr<PageStream> pages;
+  if (fetched && stream_pages_) {
+    auto stream = transfer_->FetchStreaming(spec);
+    ThrowIfError(stream.status());
+    pages = std::move(stream).value();
+    pages->Start();
+  } else {
+    ThrowIfError(transfer_->Fetch(spec));
+  }
+  auto id = jobs_->Restore(spec, pages != nullptr);
+  const Status streamed = pages ? pages->Finish() : OkStatus();
   // The copies are this host's: the restored processes have it all in memory now, and a failed
   // restore leaves the original (on image_host) to the home.
   if (fetched) (void)transfer_->Drop(spec.image_path);
+  if (!id.ok() && !streamed.ok()) {
+    // kite-restore said the stream broke off; the copy says why.
+    ThrowIfError(Status(id.status().code(), id.status().message() + " (" + streamed.message() + ")"));
+  }
   ThrowIfError(id.status());
+  if (!streamed.ok()) KLOG_WARN("job {} restored, but its page stream reported: {}", *id, streamed.ToString());
   out.job_id = *id;
 }
 

@@ -13,10 +13,10 @@ namespace kite {
 
 class RemoteHandler : public rpc::RemoteIf {
  public:
-  // All four outlive the handler.
+  // All four outlive the handler. stream_pages: [remoted] stream_pages (PageStream).
   RemoteHandler(JobManager* jobs, OwnerMonitor* owner, const StatePublisher* publisher,
-                const CheckpointTransfer* transfer)
-      : jobs_(jobs), owner_(owner), publisher_(publisher), transfer_(transfer) {}
+                const CheckpointTransfer* transfer, bool stream_pages)
+      : jobs_(jobs), owner_(owner), publisher_(publisher), transfer_(transfer), stream_pages_(stream_pages) {}
 
   void status(rpc::HostStatus& out) override;
   void start_job(rpc::ExecReply& out, const rpc::ExecSpec& spec) override;
@@ -40,6 +40,7 @@ class RemoteHandler : public rpc::RemoteIf {
   OwnerMonitor* const owner_;
   const StatePublisher* const publisher_;
   const CheckpointTransfer* const transfer_;
+  const bool stream_pages_;
 };
 
 }  // namespace kite

@@ -13,6 +13,11 @@
  *   --go-fd N        ...then wait for one byte on N before the point of no return (EOF: give
  *                    up): a process of a job tree runs only when every other one can
  *   --release-fd N, --release-count K   the tree's root: once ready itself, write K bytes to N
+ *   --loaded-fd N --run-fd M   the second barrier of a job tree (restorer.h): a child writes a
+ *                    byte to N once its memory is loaded and runs on a byte from M; the root,
+ *                    with --loaded-count K, reads K bytes from N and then writes K to M
+ *   --pages FIFO     the image's page data arrives through FIFO, in file order (kite-remoted
+ *                    streams it from the source host); the image file itself has a hole there
  * Exit codes: restorer.h (KITE_RESTORE_EXIT_*); on success the process becomes the image's. */
 #include "syscall-shim/image/image_validate.h"
 #include "syscall-shim/restorer/restorer.h"
@@ -290,6 +295,17 @@ static int open_high(struct kite_restorer_args* a, const char* path, int flags, 
 }
 
 static void die_file(const char* what, const char* path, long err) __attribute__((noreturn));
+
+/* An inherited descriptor (-1: none) moved to a number >= fd_base, close-on-exec. */
+static int move_high(struct kite_restorer_args* a, int fd, const char* what) {
+  if (fd < 0) return -1;
+  long hi = rsys3(__NR_fcntl, fd, F_DUPFD_CLOEXEC, a->fd_base);
+  if (rsys_failed(hi)) die_errno(KITE_RESTORE_EXIT_HOST, what, hi);
+  rsys1(__NR_close, fd);
+  if (hi + 1 > a->fd_limit) a->fd_limit = (int)hi + 1;
+  return (int)hi;
+}
+
 static void die_file(const char* what, const char* path, long err) {
   char num[24], text[700];
   size_t n = 0;
@@ -415,7 +431,8 @@ static void open_files(struct kite_restorer_args* a) {
 static void usage(void) __attribute__((noreturn));
 static void usage(void) {
   r_msg(2, "usage: kite-restore [--allow-root] [--expect-uid UID] [--verify-only] [--inherit FD=N]... ",
-        "[--ready-fd N --go-fd N | --release-fd N --release-count K] IMAGE", NULL);
+        "[--ready-fd N --go-fd N | --release-fd N --release-count K] [--loaded-fd N --run-fd N "
+        "[--loaded-count K]] [--pages FIFO] IMAGE", NULL);
   kite_restorer_exit(KITE_RESTORE_EXIT_USAGE);
 }
 
@@ -435,8 +452,10 @@ void kite_restorer_main(long* sp) {
 
   int allow_root = 0, verify_only = 0;
   int ready_fd = -1, go_fd = -1, release_fd = -1, release_count = 0;
+  int loaded_fd = -1, run_fd = -1, loaded_count = 0;
   int64_t expect_uid = -1;
   const char* image = NULL;
+  const char* pages = NULL;
   for (int i = 1; i < argc; i++) {
     if (r_streq(argv[i], "--allow-root")) {
       allow_root = 1;
@@ -457,14 +476,20 @@ void kite_restorer_main(long* sp) {
       g_inherit[g_ninherit].fd = (int32_t)fd;
       g_ninherit++;
     } else if ((r_streq(argv[i], "--ready-fd") || r_streq(argv[i], "--go-fd") || r_streq(argv[i], "--release-fd") ||
-                r_streq(argv[i], "--release-count")) && i + 1 < argc) {
+                r_streq(argv[i], "--release-count") || r_streq(argv[i], "--loaded-fd") ||
+                r_streq(argv[i], "--run-fd") || r_streq(argv[i], "--loaded-count")) && i + 1 < argc) {
       uint64_t v;
       if (r_parse_u64(argv[i + 1], &v) != 0 || v >= (1u << 20)) usage();
       if (r_streq(argv[i], "--ready-fd")) ready_fd = (int)v;
       else if (r_streq(argv[i], "--go-fd")) go_fd = (int)v;
       else if (r_streq(argv[i], "--release-fd")) release_fd = (int)v;
+      else if (r_streq(argv[i], "--loaded-fd")) loaded_fd = (int)v;
+      else if (r_streq(argv[i], "--run-fd")) run_fd = (int)v;
+      else if (r_streq(argv[i], "--loaded-count")) loaded_count = (int)v;
       else release_count = (int)v;
       i++;
+    } else if (r_streq(argv[i], "--pages") && i + 1 < argc && pages == NULL) {
+      pages = argv[++i];
     } else if (r_streq(argv[i], "--expect-uid") && i + 1 < argc) {
       uint64_t v;
       if (r_parse_u64(argv[++i], &v) != 0 || v > 0xfffffffeu) usage();
@@ -476,6 +501,10 @@ void kite_restorer_main(long* sp) {
     }
   }
   if (image == NULL || (ready_fd >= 0) != (go_fd >= 0) || (release_fd >= 0 && go_fd >= 0)) usage();
+  if ((loaded_fd >= 0) != (run_fd >= 0) || (loaded_count > 0 && (loaded_fd < 0 || release_fd < 0)) ||
+      (loaded_fd >= 0 && loaded_count == 0 && go_fd < 0)) {
+    usage();
+  }
   size_t plen = r_strlen(image);
   if (plen > sizeof g_prefix - 3) plen = sizeof g_prefix - 3;
   memcpy(g_prefix, image, plen);
@@ -541,6 +570,19 @@ void kite_restorer_main(long* sp) {
   rsys1(__NR_close, fd);
   a->image_fd = (int)hi;
   if (a->image_fd + 1 > a->fd_limit) a->fd_limit = a->image_fd + 1;
+  a->loaded_fd = move_high(a, loaded_fd, "--loaded-fd");
+  a->run_fd = move_high(a, run_fd, "--run-fd");
+  a->loaded_count = loaded_count;
+  a->pages_fd = -1;
+  if (pages != NULL) {
+    /* Opened now, before we say we are ready, so that kite-remoted's writer finds a reader;
+     * non-blocking, because no writer may be there yet (the restore phase polls). */
+    long perr = 0;
+    a->pages_fd = open_high(a, pages, O_RDONLY | O_NONBLOCK, &perr);
+    if (a->pages_fd < 0) die_file("cannot open the page stream ", pages, perr);
+    rc = rsys2(__NR_fstat, a->pages_fd, &st);
+    if (rsys_failed(rc) || (st.st_mode & R_S_IFMT) != R_S_IFIFO) die_file("the page stream is not a FIFO: ", pages, 0);
+  }
 
   /* Scratch: the args and per-region/per-fd arrays, in the window. */
   uint8_t* scratch = map_fixed(a->window_start + KITE_RESTORER_SCRATCH_OFF, KITE_RESTORER_SCRATCH_SIZE,

@@ -85,6 +85,59 @@ static void move_vdso(const struct kite_restorer_args* a) {
   }
 }
 
+/* The page stream (--pages): PAGE_DATA's bytes in file order, from a FIFO opened
+ * non-blocking. A writer that stalls for KITE_STREAM_STALL_MS, or goes away early, fails the restore
+ * (the original is still stopped on its host, for the home to resume). */
+#define KITE_STREAM_STALL_MS 30000
+static uint64_t g_stream_pos; /* file offset of the next byte the stream delivers */
+
+static void stream_read(const struct kite_restorer_args* a, uint8_t* dst, uint64_t len) {
+  while (len > 0) {
+    long n = rsys3(__NR_read, a->pages_fd, dst, len);
+    if (n == -R_EINTR) continue;
+    if (n == -R_EAGAIN || n == 0) {
+      /* Empty (EAGAIN), or no writer (0): none yet, or it left. poll tells them apart: it
+       * reports POLLHUP only for a writer that came after our open and went, and blocks
+       * while none has come. */
+      struct pollfd p = {a->pages_fd, POLLIN, 0};
+      long rc = rsys3(__NR_poll, &p, 1, KITE_STREAM_STALL_MS);
+      if (rc == 0) fail("the page stream stalled (no data from kite-remoted for 30 s)", NULL, 0);
+      if (rc == -R_EINTR) continue;
+      if (rsys_failed(rc)) fail("waiting for the page stream: error ", "", rc);
+      if ((p.revents & POLLIN) == 0 && (p.revents & (POLLHUP | POLLERR)) != 0) {
+        fail("the page stream ended early (the copy from the source host broke off)", NULL, 0);
+      }
+      continue;
+    }
+    if (rsys_failed(n)) fail("reading the page stream: error ", "", n);
+    dst += n;
+    len -= (uint64_t)n;
+    g_stream_pos += (uint64_t)n;
+  }
+}
+
+/* Fills [dst, dst+len) with the run's bytes at `offset` in the image. */
+static void read_run(const struct kite_restorer_args* a, uint8_t* dst, uint64_t len, uint64_t offset) {
+  if (a->pages_fd < 0) {
+    uint64_t done = 0;
+    while (done < len) {
+      long n = rsys4(__NR_pread64, a->image_fd, dst + done, len - done, offset + done);
+      if (n == -R_EINTR) continue;
+      if (rsys_failed(n) || n == 0) fail("reading page data: error ", "", n == 0 ? -5 : n);
+      done += (uint64_t)n;
+    }
+    return;
+  }
+  if (offset < g_stream_pos) fail("page runs are not in file order (cannot stream them)", NULL, 0);
+  /* Bytes between runs (none from kite's dumper) are read into the run's own pages and
+   * overwritten. */
+  while (g_stream_pos < offset) {
+    uint64_t gap = offset - g_stream_pos;
+    stream_read(a, dst, gap < len ? gap : len);
+  }
+  stream_read(a, dst, len);
+}
+
 static void load_runs(const struct kite_restorer_args* a, uint64_t region, uint64_t* next_run) {
   const struct kite_img_view* v = &a->view;
   const struct kite_img_region* r = &v->regions[region];
@@ -93,13 +146,7 @@ static void load_runs(const struct kite_restorer_args* a, uint64_t region, uint6
     uint64_t len = (uint64_t)run->npages * KITE_IMG_PAGE_SIZE;
     uint8_t* dst = (uint8_t*)(r->start + run->page * KITE_IMG_PAGE_SIZE);
     rsys3(__NR_madvise, dst, len, MADV_POPULATE_WRITE); /* faster than faulting page by page */
-    uint64_t done = 0;
-    while (done < len) {
-      long n = rsys4(__NR_pread64, a->image_fd, dst + done, len - done, run->data_offset + done);
-      if (n == -R_EINTR) continue;
-      if (rsys_failed(n) || n == 0) fail("reading page data: error ", "", n == 0 ? -5 : n);
-      done += (uint64_t)n;
-    }
+    read_run(a, dst, len, run->data_offset);
     if (kite_crc32c(0, dst, len) != run->crc) {
       char num[24];
       fail("page data corrupted (checksum mismatch) in a run of region ", r_utoa(region, num), 0);
@@ -145,6 +192,37 @@ static void map_regions(const struct kite_restorer_args* a) {
         if (rsys_failed(rc)) fail("protecting a region: error ", "", rc);
       }
     }
+  }
+}
+
+/* The job tree's second barrier (restorer.h): nobody runs until every process has its memory. */
+static void await_tree_loaded(const struct kite_restorer_args* a) {
+  char bytes[256];
+  if (a->loaded_fd < 0) return;
+  if (a->loaded_count > 0) {
+    for (int left = a->loaded_count; left > 0;) {
+      long n = rsys3(__NR_read, a->loaded_fd, bytes, left < (int)sizeof bytes ? (size_t)left : sizeof bytes);
+      if (n == -R_EINTR) continue;
+      if (n <= 0) fail("another process of the job tree failed to load its memory (see above)", NULL, 0);
+      left -= (int)n;
+    }
+    memset(bytes, 'g', sizeof bytes);
+    for (int left = a->loaded_count; left > 0;) {
+      long n = rsys3(__NR_write, a->run_fd, bytes, left < (int)sizeof bytes ? (size_t)left : sizeof bytes);
+      if (n == -R_EINTR) continue;
+      if (rsys_failed(n)) fail("letting the job tree run: error ", "", n);
+      left -= (int)n;
+    }
+  } else {
+    bytes[0] = 'l';
+    long n;
+    do n = rsys3(__NR_write, a->loaded_fd, bytes, 1);
+    while (n == -R_EINTR);
+    if (n != 1) fail("telling the job tree's root our memory is loaded: error ", "", n < 0 ? n : -5);
+    rsys1(__NR_close, a->loaded_fd);
+    do n = rsys3(__NR_read, a->run_fd, bytes, 1);
+    while (n == -R_EINTR);
+    if (n != 1) fail("the job tree's root did not load its memory (another process failed)", NULL, 0);
   }
 }
 
@@ -265,7 +343,9 @@ void kite_restore(struct kite_restorer_args* a) {
   anonymize_self(a);
   unmap_old(a);
   move_vdso(a);
+  g_stream_pos = a->view.page_data_offset;
   map_regions(a);
+  await_tree_loaded(a);
   static const uint8_t kTail[KITE_RESTORE_TAIL_LEN] = KITE_RESTORE_TAIL_BYTES;
   if (memcmp((const void*)p->restore_tail, kTail, sizeof kTail) != 0) {
     fail("the image's restore tail is not the kite shim's", NULL, 0);

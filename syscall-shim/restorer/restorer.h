@@ -60,6 +60,20 @@ struct kite_restorer_args {
   int exe_fd;            /* for PR_SET_MM_MAP, -1 when it cannot be set (no capability) */
   int cwd_fd;            /* O_PATH of the working directory */
 
+  /* Page data read as it arrives (--pages FIFO): the image file has a hole where PAGE_DATA
+   * is, and its bytes come through this FIFO in file order, written by kite-remoted as it
+   * fetches them from the source host. -1: pread from image_fd. */
+  int pages_fd;
+
+  /* The job tree's second barrier (--loaded-fd/--run-fd): no process of a tree runs until
+   * every one has its memory (a page stream that breaks must not leave half a tree running).
+   * A child writes one byte to loaded_fd and waits for one on run_fd; the root
+   * (loaded_count > 0) reads loaded_count bytes from loaded_fd, then writes as many to
+   * run_fd. -1: not in a tree. */
+  int loaded_fd;
+  int run_fd;
+  int loaded_count;
+
   /* kite-restore's own process. */
   struct kite_restorer_vma own[KITE_RESTORER_MAX_VMAS];
   uint32_t nown;

@@ -9,6 +9,7 @@
 #include <linux/capability.h>
 #include <linux/fcntl.h>
 #include <linux/mman.h>
+#include <linux/poll.h>
 #include <linux/prctl.h>
 #include <stddef.h>
 #include <stdint.h>

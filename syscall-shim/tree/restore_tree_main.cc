@@ -15,12 +15,16 @@
 //      and --go-fd;
 //   5. once every process is ready (its image valid, its files open), writes the job's pid map
 //      (pid_map_file.h: vpid -> new real pid) and becomes the root itself: kite-restore
-//      --release-fd gives the word, and only then does any restored process run.
+//      --release-fd gives the word to load memory, and --loaded-fd/--run-fd (restorer.h) make
+//      every process wait until all have loaded theirs: only then does any restored process
+//      run, so a page stream that breaks off leaves no half tree running.
+// With --stream-pages each image's page data comes through the FIFO "<image>.pages" (kite-
+// remoted writes it as it fetches the pages from the source host; the image has a hole there).
 // A process that cannot restore makes the whole restore fail before anything runs: the root
 // exits with 66 and says why (kite-restore's own message is on stderr before it), the others
 // see their go pipe close and exit.
 //
-// Usage: kite-restore-tree [--allow-root] [--expect-uid UID] MANIFEST
+// Usage: kite-restore-tree [--allow-root] [--expect-uid UID] [--stream-pages] MANIFEST
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -132,7 +136,11 @@ struct Plan {
   std::vector<int> shared;                  // per manifest share: the description, ours
   std::vector<std::string> restore_args;    // --allow-root / --expect-uid, passed on
   std::string restorer;                     // kite-restore beside us
+  bool stream_pages = false;                // --pages <image>.pages for every kite-restore
   int go_read = -1, go_write = -1;
+  int loaded_read = -1, loaded_write = -1;   // the second barrier (none: no live child)
+  int run_read = -1, run_write = -1;
+  int live_children = 0;
   std::vector<int> ready_read, ready_write;  // per proc (index 0 unused: the root)
   pid_t* slots = nullptr;                    // shared: new real pid per proc
 };
@@ -172,6 +180,10 @@ std::vector<std::string> RestoreArgv(const Plan& plan, size_t i) {
     argv.push_back(std::to_string(e.fd) + "=" + std::to_string(given));
   }
   const pid_t vpid = plan.manifest.procs[i].vpid;
+  if (plan.stream_pages) {
+    argv.push_back("--pages");
+    argv.push_back(plan.dir + "/" + plan.manifest.procs[i].image + ".pages");
+  }
   for (size_t s = 0; s < plan.manifest.shares.size(); ++s) {
     for (const JobManifest::Holder& h : plan.manifest.shares[s].holders) {
       if (h.vpid != vpid) continue;
@@ -269,6 +281,9 @@ void RunNode(Plan& plan, size_t i) {
       if (plan.ready_write[k] >= 0) ::close(plan.ready_write[k]);
       if (plan.ready_read[k] >= 0) ::close(plan.ready_read[k]);
     }
+    for (int fd : {plan.loaded_read, plan.loaded_write, plan.run_read, plan.run_write}) {
+      if (fd >= 0) ::close(fd);
+    }
     char byte;
     ssize_t n;
     do n = ::read(plan.go_read, &byte, 1);
@@ -290,6 +305,9 @@ void RunNode(Plan& plan, size_t i) {
   ClearCloexec(plan.ready_write[i]);
   ClearCloexec(plan.go_read);
   argv.insert(argv.end(), {"--ready-fd", std::to_string(plan.ready_write[i]), "--go-fd", std::to_string(plan.go_read)});
+  ClearCloexec(plan.loaded_write);
+  ClearCloexec(plan.run_read);
+  argv.insert(argv.end(), {"--loaded-fd", std::to_string(plan.loaded_write), "--run-fd", std::to_string(plan.run_read)});
   Exec(argv, plan.dir + "/" + me.image);
 }
 
@@ -359,17 +377,21 @@ int Main(int argc, char** argv) {
     } else if (a == "--expect-uid" && i + 1 < argc) {
       plan.restore_args.push_back(a);
       plan.restore_args.push_back(argv[++i]);
+    } else if (a == "--stream-pages") {
+      plan.stream_pages = true;
     } else if (a == "--help" || a == "-h") {
-      std::printf("usage: kite-restore-tree [--allow-root] [--expect-uid UID] MANIFEST\n"
-                  "Restores a job checkpointed by kite-remoted (every process, in shape, with its pipes).\n");
+      std::printf("usage: kite-restore-tree [--allow-root] [--expect-uid UID] [--stream-pages] MANIFEST\n"
+                  "Restores a job checkpointed by kite-remoted (every process, in shape, with its pipes).\n"
+                  "  --stream-pages  each image's page data arrives through the FIFO <image>.pages\n");
       return 0;
     } else if (!a.empty() && a[0] != '-' && manifest_path.empty()) {
       manifest_path = a;
     } else {
-      Die(kExitUsage, "usage: kite-restore-tree [--allow-root] [--expect-uid UID] MANIFEST");
+      Die(kExitUsage, "usage: kite-restore-tree [--allow-root] [--expect-uid UID] [--stream-pages] MANIFEST");
     }
   }
-  if (manifest_path.empty()) Die(kExitUsage, "usage: kite-restore-tree [--allow-root] [--expect-uid UID] MANIFEST");
+  if (manifest_path.empty())
+    Die(kExitUsage, "usage: kite-restore-tree [--allow-root] [--expect-uid UID] [--stream-pages] MANIFEST");
   auto parsed = JobManifest::Parse(ReadFile(manifest_path, 1 << 20));
   if (!parsed.ok()) Die(kExitInvalid, manifest_path + ": " + parsed.status().message());
   plan.manifest = std::move(parsed).value();
@@ -404,6 +426,15 @@ int Main(int argc, char** argv) {
     if (::pipe2(r, O_CLOEXEC) < 0) Die(kExitHost, std::string("pipe: ") + std::strerror(errno));
     plan.ready_read[i] = r[0];
     plan.ready_write[i] = r[1];
+    ++plan.live_children;
+  }
+  if (plan.live_children > 0) {
+    int l[2], r[2];
+    if (::pipe2(l, O_CLOEXEC) < 0 || ::pipe2(r, O_CLOEXEC) < 0) Die(kExitHost, std::string("pipe: ") + std::strerror(errno));
+    plan.loaded_read = l[0];
+    plan.loaded_write = l[1];
+    plan.run_read = r[0];
+    plan.run_write = r[1];
   }
   void* shared = ::mmap(nullptr, sizeof(pid_t) * nprocs, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (shared == MAP_FAILED) Die(kExitHost, std::string("mmap: ") + std::strerror(errno));
@@ -424,6 +455,14 @@ int Main(int argc, char** argv) {
   ClearCloexec(plan.go_write);
   ::close(plan.go_read);
   args.insert(args.end(), {"--release-fd", std::to_string(plan.go_write), "--release-count", std::to_string(nprocs - 1)});
+  if (plan.live_children > 0) {
+    ::close(plan.loaded_write);
+    ::close(plan.run_read);
+    ClearCloexec(plan.loaded_read);
+    ClearCloexec(plan.run_write);
+    args.insert(args.end(), {"--loaded-fd", std::to_string(plan.loaded_read), "--run-fd", std::to_string(plan.run_write),
+                             "--loaded-count", std::to_string(plan.live_children)});
+  }
   Exec(args, plan.dir + "/" + plan.manifest.procs[0].image);
 }
 
