@@ -12,6 +12,9 @@ packages=(
   libcli11-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libncurses-dev
   iproute2 util-linux procps psmisc openssl python3 openssh-server openssh-client
   hyperfine make gcc
+  # bench/fs/run.sh compares kitefs with local disk and with sshfs (to a private sshd of its own
+  # on 127.0.0.1, never the system's), and times sequential I/O with fio.
+  fio sshfs
   # bench/make/{run,kernel}.sh compare kite make with distcc (plain and pump mode) and icecc
   # over the same hosts (their daemons run inside the simulated hosts, never on the machine).
   distcc distcc-pump icecc
@@ -51,4 +54,14 @@ if command -v systemctl >/dev/null 2>&1; then
       $SUDO systemctl disable --now "$unit" >/dev/null 2>&1 || true
     fi
   done
+fi
+# Without systemd (a container, sysvinit) the package's init script may have started sshd on
+# port 22 instead: stop that one, by its pid file, and keep it from starting at boot.
+if just_installed openssh-server && [[ ! -d /run/systemd/system ]]; then
+  if [[ -s /run/sshd.pid ]]; then
+    $SUDO start-stop-daemon --stop --quiet --oknodo --pidfile /run/sshd.pid --exec /usr/sbin/sshd || true
+  fi
+  if command -v update-rc.d >/dev/null 2>&1 && [[ -e /etc/init.d/ssh ]]; then
+    $SUDO update-rc.d ssh disable >/dev/null 2>&1 || true
+  fi
 fi
