@@ -13,7 +13,12 @@
 # Every figure comes from this run; hosts are CPU-capped namespaces (scripts/cluster), say so
 # when quoting. The shared tree is scripts/cluster's default (kitefs; KITE_SIM_FS=bind for the
 # bind-mounted directory).
-# Usage: bench/migrate/run.sh [SIZES_MIB (default "16 256 1024")] [GUESTS (4)] [RUNS (3)] [BUILD_JOBS (8)]
+# PAGES says how the target gets a move's pages, one whole run (a fresh cluster) per word:
+# "stream" ([remoted] stream_pages = true, the default: from the source host straight into the
+# restoring process) and/or "copy" (false: the image is copied to the target's disk, then
+# restored). PAGES="stream copy" measures both, one after the other, in one run.
+# Usage: [PAGES="stream copy"] bench/migrate/run.sh [SIZES_MIB (default "16 256 1024")] [GUESTS (4)]
+#        [RUNS (3)] [BUILD_JOBS (8)]
 set -euo pipefail
 
 sizes=${1:-16 256 1024}
@@ -22,14 +27,27 @@ runs=${3:-3}
 build_jobs=${4:-8}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cluster="$repo/scripts/cluster"
-name="km$$"
+pages_modes=${PAGES:-stream}
+name=""
 export KITE_BIN=${KITE_BIN:-$repo/build/bin}
 
-cleanup() { "$cluster" --name "$name" down >/dev/null 2>&1 || true; }
+cleanup() { [[ -z $name ]] || "$cluster" --name "$name" down >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 on() { local h=$1; shift; "$cluster" --name "$name" exec "$h" -- bash -c "$*"; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
+# The whole benchmark on a fresh cluster whose remoteds get pages as $1 says (not indented:
+# it holds multi-line programs).
+bench_mode() {
+local mode=$1
+case $mode in
+  stream) export KITE_SIM_REMOTED="stream_pages = true" ;;
+  copy) export KITE_SIM_REMOTED="stream_pages = false" ;;
+  *) echo "PAGES: '$mode' is neither stream nor copy" >&2; exit 2 ;;
+esac
+name="km$$$mode"
+echo
+echo "### pages: $mode ($KITE_SIM_REMOTED)"
 echo "bringing up 3 hosts..." >&2
 "$cluster" --name "$name" up 3 --slots 8 >&2
 
@@ -127,7 +145,12 @@ echo "  where node2's checkpoints spent their time (its remoted's log):"
 grep -h "checkpointed to" "/run/kite-sim/$name/node2/remoted.log" | tail -n "$build_jobs" |
   sed 's/.*checkpointed to [^ ]* \(.*\)/    \1/' || true
 echo "  what node1 spent copying them from node2 (its remoted's log):"
-grep -h "fetched checkpoint" "/run/kite-sim/$name/node1/remoted.log" | tail -n "$build_jobs" |
-  sed 's/.*: \([0-9]* file(s).*\)/    \1/' || true
+grep -h "fetched checkpoint\|streamed" "/run/kite-sim/$name/node1/remoted.log" | tail -n "$((build_jobs * 2))" |
+  sed 's/.*: \([0-9]* file(s).*\)/    \1/; s/.*\(streamed .*\)/    \1/' || true
 on node1 'rm -rf /kite/.bench-cc'
 on node1 'kite owner node2 auto' >/dev/null
+"$cluster" --name "$name" down >/dev/null 2>&1 || true
+name=""
+}
+
+for mode in $pages_modes; do bench_mode "$mode"; done

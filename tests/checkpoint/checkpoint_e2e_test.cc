@@ -1,13 +1,19 @@
 // End-to-end checkpoint/restore tests in CRIU zdtm's shape: a subject (ckpt_prog) sets up
 // state, is checkpointed by the shim on request, is killed, and kite-restore brings it back in
-// a new process; the subject then checks every piece of state and reports PASS or FAIL.
+// a new process; the subject then checks every piece of state and reports PASS or FAIL. A
+// restore can take its pages from a stream (--pages), as a move between hosts does.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -164,6 +170,95 @@ TEST(Checkpoint, ChainOfThreeRestores) {
                    : WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
         << DescribeStatus(status);
   }
+}
+
+// ---- Pages through a stream (kite-restore --pages, as a move between hosts does) ----------
+
+struct StreamedImage {
+  std::string image;  // header and metadata, a hole where the pages were
+  std::string fifo;   // <image>.pages
+  std::string pages;  // the page data, for the writer
+};
+
+// Splits `image` as kite-remoted's streaming fetch does (remoted/checkpoint_transfer.h).
+StreamedImage SplitForStreaming(CkptHarness& h, const std::string& image) {
+  std::ifstream in(image, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  StreamedImage out;
+  kite_img_header hdr;
+  EXPECT_GE(bytes.size(), sizeof hdr);
+  if (bytes.size() < sizeof hdr) return out;
+  std::memcpy(&hdr, bytes.data(), sizeof hdr);
+  for (const kite_img_section& s : hdr.sections) {
+    if (s.type != KITE_SEC_PAGE_DATA) continue;
+    out.pages = bytes.substr(s.offset, s.size);
+    std::fill(bytes.begin() + static_cast<std::ptrdiff_t>(s.offset),
+              bytes.begin() + static_cast<std::ptrdiff_t>(s.offset + s.size), '\0');
+  }
+  EXPECT_GT(out.pages.size(), 0u);
+  out.image = h.Path("streamed.img");
+  out.fifo = out.image + ".pages";
+  std::ofstream(out.image, std::ios::binary) << bytes;
+  EXPECT_EQ(mkfifo(out.fifo.c_str(), 0600), 0);
+  // kite-restore opens it as the image's user.
+  EXPECT_EQ(chown(out.fifo.c_str(), CkptHarness::kNobody, CkptHarness::kNobody), 0);
+  EXPECT_EQ(chown(out.image.c_str(), CkptHarness::kNobody, CkptHarness::kNobody), 0);
+  return out;
+}
+
+// Writes `len` bytes of `data` into the FIFO in small pieces (a network copy's pace), then
+// closes it.
+std::thread StreamWriter(const std::string& fifo, const std::string& data, size_t len) {
+  return std::thread([fifo, data, len] {
+    int fd = open(fifo.c_str(), O_WRONLY | O_CLOEXEC);  // blocks until kite-restore opens it
+    if (fd < 0) return;
+    for (size_t done = 0; done < len;) {
+      ssize_t n = write(fd, data.data() + done, std::min<size_t>(len - done, 100000));
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
+    close(fd);
+  });
+}
+
+TEST(StreamedPages, ARestoreFromAPageStreamIsTheSameProcess) {
+  CkptHarness h;
+  pid_t pid = h.StartSubject(kAll, {.vpid = true});
+  ASSERT_GT(pid, 0);
+  StreamedImage s = SplitForStreaming(h, CheckpointAndKill(h, pid));
+  ASSERT_FALSE(s.pages.empty());
+  std::thread writer = StreamWriter(s.fifo, s.pages, s.pages.size());
+  RestoreAndCheck(h, s.image, {.pages = s.fifo});
+  writer.join();
+}
+
+TEST(StreamedPages, AStreamThatBreaksOffFailsTheRestoreWithTheReason) {
+  signal(SIGPIPE, SIG_IGN);  // the writer outlives a restore that stops reading
+  CkptHarness h;
+  pid_t pid = h.StartSubject({"counter", "heap"}, {});
+  ASSERT_GT(pid, 0);
+  StreamedImage s = SplitForStreaming(h, CheckpointAndKill(h, pid));
+  ASSERT_GT(s.pages.size(), 8192u);
+  std::thread writer = StreamWriter(s.fifo, s.pages, s.pages.size() / 2);
+  std::string out;
+  int status = CkptHarness::RunRestoreTool({"--pages", s.fifo, s.image}, &out);
+  writer.join();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == KITE_RESTORE_EXIT_FAILED) << DescribeStatus(status) << out;
+  EXPECT_NE(out.find("the page stream ended early"), std::string::npos) << out;
+
+  // Bytes that are not the pages: the run checksums catch them before anything runs.
+  std::string wrong = s.pages;
+  for (size_t i = 0; i < wrong.size(); i += 4096) wrong[i] ^= 0x5a;
+  writer = StreamWriter(s.fifo, wrong, wrong.size());
+  status = CkptHarness::RunRestoreTool({"--pages", s.fifo, s.image}, &out);
+  writer.join();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == KITE_RESTORE_EXIT_FAILED) << DescribeStatus(status) << out;
+  EXPECT_NE(out.find("checksum mismatch"), std::string::npos) << out;
+
+  // A --pages that is no FIFO is refused before the point of no return.
+  status = CkptHarness::RunRestoreTool({"--pages", s.image, s.image}, &out);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == KITE_RESTORE_EXIT_HOST) << DescribeStatus(status) << out;
+  EXPECT_NE(out.find("not a FIFO"), std::string::npos) << out;
 }
 
 // ---- Refusals: .err written, process unharmed ----------------------------------------------

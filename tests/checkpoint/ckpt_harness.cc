@@ -194,6 +194,7 @@ pid_t CkptHarness::Restore(const std::string& image, const RestoreOptions& optio
   if (options.pid_namespace) argv.push_back(KITE_TEST_NSINIT_PATH);
   argv.push_back(KITE_TEST_RESTORE_PATH);
   if (options.allow_root) argv.push_back("--allow-root");
+  if (!options.pages.empty()) argv.insert(argv.end(), {"--pages", options.pages});
   argv.push_back(image);
   return Spawn(argv, "restore.log", 0, false, false);
 }

@@ -24,6 +24,7 @@ class CkptHarness {
   struct RestoreOptions {
     bool pid_namespace = false;  // as PID 2 under ckpt_nsinit
     bool allow_root = false;
+    std::string pages;           // --pages FIFO: the page data comes through it
   };
 
   // Makes a fresh directory (owned by kNobody) for one test.

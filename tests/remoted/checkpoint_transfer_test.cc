@@ -3,7 +3,10 @@
 // directory, sizes that do not match, a list that is not the checkpoint's), refuses it and
 // leaves nothing behind; a dead peer is a clear error; the start-up sweep removes leftover
 // files without following symlinks; an export lands on the shared tree, synced, owned by the
-// job's user. Moves between real remoteds are tested in tests/integration/migrate_test.cc.
+// job's user; a streaming fetch copies an image's header and metadata and leaves a hole and a
+// FIFO for its pages, which the PageStream then delivers in order (or stops, clearly, when its
+// reader never comes or goes away). Moves between real remoteds are tested in
+// tests/integration/migrate_test.cc.
 #include "remoted/checkpoint_transfer.h"
 
 #include <signal.h>
@@ -12,13 +15,20 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <poll.h>
+
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include "common/certs.h"
 #include "kite/rpc/Remote.h"
 #include "remoted/job_checkpoint.h"
+#include "syscall-shim/image/crc32c.h"
+#include "syscall-shim/image/image_format.h"
 #include "syscall-shim/tree/job_manifest.h"
 #include "tests/support/loopback.h"
 
@@ -29,18 +39,44 @@ namespace fs = std::filesystem;
 
 constexpr int kUid = 65534;
 
-// A peer that answers checkpoint_files and read_checkpoint_file as told.
+// A peer that answers checkpoint_files and read_checkpoint_file as told: from `contents` (by
+// file name, honestly by offset) when it has the file, else `chunk` whatever was asked.
 class LyingRemote : public rpc::RemoteNull {
  public:
   void checkpoint_files(std::vector<rpc::CheckpointFile>& out, const std::string&) override { out = files; }
-  void read_checkpoint_file(std::string& out, const std::string&, int64_t offset, int32_t max_bytes) override {
+  void read_checkpoint_file(std::string& out, const std::string& path, int64_t offset, int32_t max_bytes) override {
+    if (auto it = contents.find(path.substr(path.rfind('/') + 1)); it != contents.end()) {
+      out = static_cast<size_t>(offset) >= it->second.size() ? std::string()
+                                                             : it->second.substr(static_cast<size_t>(offset), max_bytes);
+      return;
+    }
     out = chunk.empty() ? std::string() : chunk.substr(0, static_cast<size_t>(extra_bytes ? max_bytes + 1 : max_bytes));
-    (void)offset;
   }
   std::vector<rpc::CheckpointFile> files;
+  std::map<std::string, std::string> contents;
   std::string chunk;
   bool extra_bytes = false;
 };
+
+// The bytes of an image as far as a copy looks at them: a valid header whose PAGE_DATA
+// section holds `pages`, and `meta` after it (kite-restore checks the rest).
+std::string FakeImage(const std::string& pages, const std::string& meta) {
+  kite_img_header h{};
+  std::memcpy(h.magic, KITE_IMG_MAGIC, sizeof h.magic);
+  h.version = KITE_IMG_VERSION;
+  h.header_size = sizeof h;
+  h.section_entry_size = sizeof(kite_img_section);
+  h.file_size = KITE_IMG_HEADER_RESERVED + pages.size() + meta.size();
+  h.sections[0].type = KITE_SEC_PAGE_DATA;
+  h.sections[0].entry_size = 1;
+  h.sections[0].offset = KITE_IMG_HEADER_RESERVED;
+  h.sections[0].size = pages.size();
+  h.sections[0].count = pages.size();
+  h.header_crc = kite_crc32c(0, &h, sizeof h);
+  std::string img(KITE_IMG_HEADER_RESERVED, '\0');
+  std::memcpy(img.data(), &h, sizeof h);
+  return img + pages + meta;
+}
 
 void WriteFile(const std::string& path, const std::string& data) {
   std::ofstream(path, std::ios::binary) << data;
@@ -116,6 +152,28 @@ class CheckpointTransferTest : public ::testing::Test {
     s.creds.uid = kUid;
     s.creds.gid = kUid;
     return s;
+  }
+
+  size_t EntriesIn(const std::string& dir) const {
+    size_t n = 0;
+    for (const auto& e : fs::directory_iterator(dir)) n += e.is_directory() ? 0 : 1;
+    return n;
+  }
+
+  // A one-process checkpoint on "node2" that the peer serves honestly: its image holds `pages`.
+  std::string ServeStreamableCheckpoint(const std::string& pages, const std::string& meta) {
+    JobManifest m;
+    for (auto& st : m.streams) st = {JobManifest::StreamKind::kNone, 0};
+    m.procs.push_back({7, 0, 7, false, "job-8.7.img", 0});
+    peer_->contents = {{"job-8.job", m.Serialize()}, {"job-8.7.img", FakeImage(pages, meta)}};
+    peer_->files.clear();
+    for (const char* name : {"job-8.job", "job-8.7.img"}) {
+      rpc::CheckpointFile f;
+      f.name = name;
+      f.size = static_cast<int64_t>(peer_->contents[name].size());
+      peer_->files.push_back(f);
+    }
+    return ckdir_ + "/job-8.job";
   }
 
   size_t FilesIn(const std::string& dir) const {
@@ -232,6 +290,109 @@ TEST_F(CheckpointTransferTest, AFetchFromADeadOrUnknownHostSaysSo) {
   here.image_host = "node1";
   EXPECT_FALSE(transfer_->Fetches(here));
   EXPECT_TRUE(transfer_->Fetch(here).ok()) << "the checkpoint is here already: nothing to copy";
+}
+
+TEST_F(CheckpointTransferTest, AStreamingFetchLeavesThePagesToTheStreamAndItDeliversThemInOrder) {
+  StartPeer();
+  std::string pages((5 << 20) + 3 * 4096, '\0');  // more than one chunk
+  for (size_t i = 0; i < pages.size(); ++i) pages[i] = static_cast<char>((i * 7 + i / 4096) & 0xff);
+  const std::string meta = "metadata sections";
+  const std::string manifest = ServeStreamableCheckpoint(pages, meta);
+  auto stream = transfer_->FetchStreaming(SpecFor(manifest));
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  ASSERT_NE(*stream, nullptr);
+
+  // The image is here in full size, its header and metadata copied, a hole where the pages go.
+  const std::string image = ckdir_ + "/job-8.7.img", fifo = image + ".pages";
+  std::ifstream in(image, std::ios::binary);
+  std::string local((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string& want = peer_->contents["job-8.7.img"];
+  ASSERT_EQ(local.size(), want.size());
+  EXPECT_EQ(local.substr(0, KITE_IMG_HEADER_RESERVED), want.substr(0, KITE_IMG_HEADER_RESERVED));
+  EXPECT_EQ(local.substr(KITE_IMG_HEADER_RESERVED + pages.size()), meta);
+  EXPECT_EQ(local.substr(KITE_IMG_HEADER_RESERVED, pages.size()), std::string(pages.size(), '\0'));
+  struct stat st;
+  ASSERT_EQ(::stat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  EXPECT_EQ(st.st_uid, static_cast<uid_t>(kUid)) << "the restore reads it as the job's user";
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  // A reader as kite-restore opens it: before the writer, non-blocking.
+  int rd = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(rd, 0);
+  (*stream)->Start();
+  std::string got;
+  char buf[65536];
+  while (got.size() < pages.size()) {
+    ssize_t n = ::read(rd, buf, sizeof buf);
+    if (n > 0) {
+      got.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    pollfd p{rd, POLLIN, 0};
+    ASSERT_GT(::poll(&p, 1, 10000), 0) << "the stream stalled at " << got.size();
+  }
+  ::close(rd);
+  EXPECT_TRUE(got == pages) << "the page data, byte for byte, in file order";
+  Status done = (*stream)->Finish();
+  EXPECT_TRUE(done.ok()) << done.ToString();
+  EXPECT_FALSE(fs::exists(fifo)) << "Finish removes the FIFOs";
+}
+
+TEST_F(CheckpointTransferTest, AStreamWithoutAReaderEndsWhenTheRestoreDoesAndABadImageHeaderIsRefused) {
+  StartPeer();
+  const std::string manifest = ServeStreamableCheckpoint(std::string(8192, 'p'), "m");
+  auto stream = transfer_->FetchStreaming(SpecFor(manifest));
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  (*stream)->Start();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  Status none = (*stream)->Finish();  // kite-restore failed before it opened its FIFO
+  EXPECT_EQ(none.code(), StatusCode::kAborted) << none.ToString();
+  EXPECT_NE(none.message().find("from node2"), std::string::npos) << none.ToString();
+  stream->reset();
+  RemoveCheckpoint(manifest);
+  EXPECT_EQ(EntriesIn(ckdir_), 0u);
+
+  // A reader that goes away mid-stream: the copy stops with a clear error, never hangs.
+  ServeStreamableCheckpoint(std::string(20 << 20, 'q'), "m");  // more than the pipe holds
+  stream = transfer_->FetchStreaming(SpecFor(manifest));
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  int rd = ::open((ckdir_ + "/job-8.7.img.pages").c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(rd, 0);
+  (*stream)->Start();
+  char buf[4096];
+  pollfd p{rd, POLLIN, 0};
+  ASSERT_GT(::poll(&p, 1, 10000), 0);
+  ASSERT_GT(::read(rd, buf, sizeof buf), 0);
+  ::close(rd);
+  Status gone = (*stream)->Finish();
+  EXPECT_EQ(gone.code(), StatusCode::kAborted) << gone.ToString();
+  stream->reset();
+  RemoveCheckpoint(manifest);
+
+  // Headers that lie: refused, and nothing is left behind.
+  std::string img = FakeImage(std::string(4096, 'p'), "m");
+  auto lie = [&](std::string bytes, const char* why) {
+    peer_->contents["job-8.7.img"] = bytes;
+    peer_->files[1].size = static_cast<int64_t>(bytes.size());
+    auto s = transfer_->FetchStreaming(SpecFor(manifest));
+    EXPECT_FALSE(s.ok()) << why;
+    EXPECT_NE(s.status().message().find("job-8.7.img"), std::string::npos) << s.status().ToString();
+    EXPECT_EQ(EntriesIn(ckdir_), 0u) << why << ": a refused fetch leaves nothing";
+  };
+  std::string bad_crc = img;
+  bad_crc[40] ^= 1;
+  lie(bad_crc, "a header whose checksum does not match");
+  lie(img + "x", "a file longer than its header says");
+  lie(std::string(100, 'K'), "no header at all");
+  kite_img_header h;
+  std::memcpy(&h, img.data(), sizeof h);
+  h.sections[0].size = 1 << 30;
+  h.header_crc = 0;
+  h.header_crc = kite_crc32c(0, &h, sizeof h);
+  std::string outside = img;
+  std::memcpy(outside.data(), &h, sizeof h);
+  lie(outside, "page data past the end of the file");
 }
 
 TEST_F(CheckpointTransferTest, TheSweepRemovesLeftoversAndFollowsNoSymlink) {
