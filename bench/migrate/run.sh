@@ -54,7 +54,7 @@ echo "bringing up 3 hosts..." >&2
 # A job holding $1 MiB that prints a line every 50 ms (its output shows it running).
 subject() {
   echo "cd /kite && exec kite run --host node2 -- python3 -c 'import sys, time
-b = bytearray(b\"k\" * ($1 << 20))
+b = bytearray(b\"k\") * ($1 << 20)  # no transient bytes object of the same size
 i = 0
 while True:
     b[(i * 4096) % len(b)] = i & 255
