@@ -64,10 +64,25 @@
 // version 3 the client_id of lookup, getattr, readlink, read and readdir, and hold(): a server
 // refuses clients older than FS_MIN_PROTOCOL_VERSION (they would miss invalidations).
 // Version 4: entry invalidations carry the child they replaced (Invalidation.child).
+// Version 5: changes carry a RequestId (exactly-once across a lost reply and a server restart);
+// a client before version 5 sends none (seq 0) and gets the old at-most-once resends.
+//
+// Exactly-once changes (version 5): every change whose resend could give another answer than
+// the first send (mknod, mkdir, symlink, link, unlink, rmdir, rename, create, setattr, an
+// append, setxattr, removexattr) carries a RequestId: the client's sequence number for it. The
+// server records the outcome of each change that succeeded, in the same atomic write as the
+// change itself (so it survives a kill -9 exactly when the change does), and answers a request
+// whose (client_id, seq) it has recorded with that outcome instead of doing it again: a mkdir
+// resent after its reply was lost returns the directory it made, not EEXIST; an unlink returns
+// success, not ENOENT. A failed change changed nothing, so it is not recorded: a resend does it
+// again. So a client resends these changes like idempotent calls. The table is bounded by the
+// client: RequestId.acked_below says it has the reply of every lower seq, and the server drops
+// those outcomes; it also drops a client's outcomes when it expires the client. A resend whose
+// seq is below what the client acknowledged is a stale copy: EALREADY.
 
 namespace cpp kite.fsrpc
 
-const i32 FS_PROTOCOL_VERSION = 4
+const i32 FS_PROTOCOL_VERSION = 5
 // The oldest client version a server serves.
 const i32 FS_MIN_PROTOCOL_VERSION = 3
 const i64 ROOT_INO = 1
@@ -87,6 +102,12 @@ exception FsError {
   1: i32 err         // Linux errno value: what the kernel tells the application
   2: i32 code        // kite::StatusCode: retry, give up, fix the state first ...
   3: string message
+}
+
+// A change's request id (version 5; see "Exactly-once changes" above).
+struct RequestId {
+  1: i64 seq           // 1, 2, 3, ... per client_id, one per change (its resends keep it); 0: none
+  2: i64 acked_below   // the client has the reply of every change of its with a lower seq
 }
 
 // The process on whose behalf a client creates something: it owns the new inode. The client
@@ -212,28 +233,32 @@ service FileService {
   // holders are sent, and waited for, invalidations of an inode or of a directory's entries.
   Attr lookup(1: i64 parent, 2: binary name, 3: i64 client_id) throws (1: FsError e)
   Attr getattr(1: i64 ino, 2: i64 client_id) throws (1: FsError e)
-  Attr setattr(1: i64 ino, 2: SetAttr attr, 3: i64 client_id) throws (1: FsError e)
+  Attr setattr(1: i64 ino, 2: SetAttr attr, 3: i64 client_id, 4: RequestId request) throws (1: FsError e)
 
   // mode carries the file type (S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK).
   Attr mknod(1: i64 parent, 2: binary name, 3: i32 mode, 4: i64 rdev, 5: Caller caller,
-             6: i64 client_id) throws (1: FsError e)
-  Attr mkdir(1: i64 parent, 2: binary name, 3: i32 mode, 4: Caller caller, 5: i64 client_id)
+             6: i64 client_id, 7: RequestId request) throws (1: FsError e)
+  Attr mkdir(1: i64 parent, 2: binary name, 3: i32 mode, 4: Caller caller, 5: i64 client_id,
+             6: RequestId request)
       throws (1: FsError e)
   Attr symlink(1: i64 parent, 2: binary name, 3: binary target, 4: Caller caller,
-               5: i64 client_id) throws (1: FsError e)
+               5: i64 client_id, 6: RequestId request) throws (1: FsError e)
   binary readlink(1: i64 ino, 2: i64 client_id) throws (1: FsError e)
-  void unlink(1: i64 parent, 2: binary name, 3: i64 client_id) throws (1: FsError e)
-  void rmdir(1: i64 parent, 2: binary name, 3: i64 client_id) throws (1: FsError e)
+  void unlink(1: i64 parent, 2: binary name, 3: i64 client_id, 4: RequestId request) throws (1: FsError e)
+  void rmdir(1: i64 parent, 2: binary name, 3: i64 client_id, 4: RequestId request) throws (1: FsError e)
   // Atomic; replaces an existing target as rename(2) does. flags: RENAME_NOREPLACE (1) and
   // RENAME_EXCHANGE (2), Linux values.
   void rename(1: i64 parent, 2: binary name, 3: i64 new_parent, 4: binary new_name, 5: i32 flags,
-              6: i64 client_id) throws (1: FsError e)
-  Attr link(1: i64 ino, 2: i64 new_parent, 3: binary new_name, 4: i64 client_id)
+              6: i64 client_id, 7: RequestId request) throws (1: FsError e)
+  Attr link(1: i64 ino, 2: i64 new_parent, 3: binary new_name, 4: i64 client_id,
+            5: RequestId request)
       throws (1: FsError e)
 
   // flags: open(2)'s, Linux values (O_ACCMODE, O_EXCL, O_TRUNC, O_APPEND are used).
+  // A resent create gets the handle of its first send while the server has not restarted,
+  // else a new one (the old handle died with the server).
   OpenReply create(1: i64 client_id, 2: i64 parent, 3: binary name, 4: i32 mode, 5: i32 flags,
-                   6: Caller caller) throws (1: FsError e)
+                   6: Caller caller, 7: RequestId request) throws (1: FsError e)
   OpenReply open(1: i64 client_id, 2: i64 ino, 3: i32 flags) throws (1: FsError e)
   // Releasing an unknown handle (one from before a server restart) is not an error.
   void release(1: i64 client_id, 2: i64 handle) throws (1: FsError e)
@@ -242,8 +267,10 @@ service FileService {
   // as zeros.
   binary read(1: i64 ino, 2: i64 offset, 3: i32 size, 4: i64 client_id) throws (1: FsError e)
   // append: write at the end of the file, atomically with respect to every other writer;
-  // `offset` is then ignored. EFBIG past the largest file size.
-  WriteReply write(1: i64 ino, 2: i64 offset, 3: binary data, 4: bool append, 5: i64 client_id)
+  // `offset` is then ignored. EFBIG past the largest file size. Only appends need a request id
+  // (a write at an offset does the same when sent again).
+  WriteReply write(1: i64 ino, 2: i64 offset, 3: binary data, 4: bool append, 5: i64 client_id,
+                   6: RequestId request)
       throws (1: FsError e)
   void fsync(1: i64 ino, 2: bool datasync) throws (1: FsError e)
   // mode: 0 (allocate, extending the size), FALLOC_FL_KEEP_SIZE (1),
@@ -259,11 +286,12 @@ service FileService {
 
   // Extended attributes. flags: XATTR_CREATE (1), XATTR_REPLACE (2). ENODATA: no such
   // attribute. "system.*" names (ACLs) are refused with EOPNOTSUPP: nothing would enforce them.
-  void setxattr(1: i64 ino, 2: binary name, 3: binary value, 4: i32 flags, 5: i64 client_id)
+  void setxattr(1: i64 ino, 2: binary name, 3: binary value, 4: i32 flags, 5: i64 client_id,
+                6: RequestId request)
       throws (1: FsError e)
   binary getxattr(1: i64 ino, 2: binary name) throws (1: FsError e)
   list<binary> listxattr(1: i64 ino) throws (1: FsError e)
-  void removexattr(1: i64 ino, 2: binary name, 3: i64 client_id) throws (1: FsError e)
+  void removexattr(1: i64 ino, 2: binary name, 3: i64 client_id, 4: RequestId request) throws (1: FsError e)
 
   // Takes, changes (upgrade, downgrade, split, merge: fcntl's rules) or releases (F_UNLCK) a
   // lock of (client_id, lock.owner) on ino. A conflicting lock of another owner is waited for up

@@ -1,6 +1,7 @@
 // FileDaemon: wires the Store, the OpenTable, the InvalidationLog, the Thrift server and the
 // housekeeping thread (expires silent clients and their locks, removes unlinked files whose
-// grace ended, logs how many calls of each kind it served in the last minute).
+// grace ended, drops the recorded outcomes of changes of clients that are gone, logs how many
+// calls of each kind it served in the last minute).
 #include <thrift/TProcessor.h>
 
 #include <algorithm>
@@ -136,6 +137,9 @@ class FileDaemonImpl {
   void ExpireLoop() {
     std::unique_lock<std::mutex> lock(mu_);
     auto next_count = std::chrono::steady_clock::now() + kCountEvery;
+    // A client that has not come back a client timeout after the start never resends.
+    auto forget_absent_at = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.client_timeout_ms);
+    bool absent_forgotten = false;
     while (!stopping_) {
       cv_.wait_for(lock, std::chrono::milliseconds(std::min(options_.client_timeout_ms / 4, 1000)));
       if (stopping_) break;
@@ -143,6 +147,13 @@ class FileDaemonImpl {
       for (uint64_t client : opens_->ExpireIdle(OpenTable::Clock::now())) {
         invalidations_->Forget(client);
         if (size_t n = locks_->ReleaseClient(client)) KLOG_WARN("client {:016x}: released its {} lock(s)", client, n);
+        ForgetRequests(client);
+      }
+      if (!absent_forgotten && std::chrono::steady_clock::now() >= forget_absent_at) {
+        absent_forgotten = true;
+        for (uint64_t client : store_->RequestClients()) {
+          if (!opens_->Knows(client)) ForgetRequests(client);
+        }
       }
       auto purged = store_->PurgeUnlinked(Store::WallNowNs());
       if (!purged.ok()) KLOG_WARN("{}", purged.status().message());
@@ -152,6 +163,11 @@ class FileDaemonImpl {
       }
       lock.lock();
     }
+  }
+
+  void ForgetRequests(uint64_t client) {
+    Status s = store_->ForgetRequests(client);
+    if (!s.ok()) KLOG_WARN("client {:016x}: {}", client, s.message());
   }
 
   static constexpr std::chrono::seconds kCountEvery{60};

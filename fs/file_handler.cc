@@ -2,6 +2,10 @@
 #include "fs/file_handler.h"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 #include <algorithm>
 
@@ -35,6 +39,26 @@ fsrpc::Attr ToWire(const Attr& a) {
 
 Owner OwnerOf(const fsrpc::Caller& c, int64_t client_id) {
   return Owner{static_cast<uint32_t>(c.uid), static_cast<uint32_t>(c.gid), static_cast<uint64_t>(client_id)};
+}
+
+RequestId RidOf(int64_t client_id, const fsrpc::RequestId& w) {
+  if (w.seq <= 0 || w.acked_below < 0) return {};  // none (a client before protocol 5)
+  return RequestId{static_cast<uint64_t>(client_id), static_cast<uint64_t>(w.seq), static_cast<uint64_t>(w.acked_below)};
+}
+
+// A fault point for tests only (STYLE: named fault points switched on by an environment
+// variable, as CRIU_FAULT does): with KITE_FSD_FAULT=kill-after-commit:OP in its environment,
+// kite-fsd kills itself with SIGKILL as soon as an OP (mkdir, rename, unlink, create, ...) has
+// been done — committed to the store, its reply not yet sent: the server crash that loses the
+// reply of a change it made (tests/fs/kitefs_restart_test.cc). Never set in production.
+void TEST_KillAfterCommit(const char* op) {
+  static const std::string fault = [] {
+    const char* f = std::getenv("KITE_FSD_FAULT");
+    return f ? std::string(f) : std::string();
+  }();
+  if (fault.empty() || fault != std::string("kill-after-commit:") + op) return;
+  KLOG_WARN("KITE_FSD_FAULT={}: killing kite-fsd before the reply", fault);
+  kill(getpid(), SIGKILL);
 }
 
 // Returns the value or throws the error as FsError.
@@ -126,7 +150,8 @@ void FileHandler::getattr(fsrpc::Attr& _return, int64_t ino, int64_t client_id) 
   _return = ToWire(Unwrap(store_->GetAttr(static_cast<uint64_t>(ino))));
 }
 
-void FileHandler::setattr(fsrpc::Attr& _return, int64_t ino, const fsrpc::SetAttr& attr, int64_t client_id) {
+void FileHandler::setattr(fsrpc::Attr& _return, int64_t ino, const fsrpc::SetAttr& attr, int64_t client_id,
+                          const fsrpc::RequestId& request) {
   AttrChange c;
   if (attr.__isset.mode) c.mode = static_cast<uint32_t>(attr.mode);
   if (attr.__isset.uid) c.uid = static_cast<uint32_t>(attr.uid);
@@ -135,30 +160,36 @@ void FileHandler::setattr(fsrpc::Attr& _return, int64_t ino, const fsrpc::SetAtt
   if (attr.__isset.atime_ns) c.atime_ns = attr.atime_ns;
   if (attr.__isset.mtime_ns) c.mtime_ns = attr.mtime_ns;
   Hold(client_id, {ino});
-  _return = ToWire(Unwrap(store_->SetAttr(static_cast<uint64_t>(ino), c)));
+  _return = ToWire(Unwrap(store_->SetAttr(static_cast<uint64_t>(ino), c, RidOf(client_id, request))));
+  TEST_KillAfterCommit("setattr");
   Publish(client_id, {InodeEvent(static_cast<uint64_t>(ino), attr.__isset.size)});
 }
 
 void FileHandler::mknod(fsrpc::Attr& _return, int64_t parent, const std::string& name, int32_t mode, int64_t rdev,
-                        const fsrpc::Caller& caller, int64_t client_id) {
+                        const fsrpc::Caller& caller, int64_t client_id, const fsrpc::RequestId& request) {
   Hold(client_id, {parent});
   _return = ToWire(Unwrap(store_->MakeNode(static_cast<uint64_t>(parent), name, static_cast<uint32_t>(mode),
-                                           static_cast<uint64_t>(rdev), OwnerOf(caller, client_id))));
+                                           static_cast<uint64_t>(rdev), OwnerOf(caller, client_id),
+                                           RidOf(client_id, request))));
+  TEST_KillAfterCommit("mknod");
   Publish(client_id, {InodeEvent(static_cast<uint64_t>(parent)), EntryEvent(static_cast<uint64_t>(parent), name)});
 }
 
 void FileHandler::mkdir(fsrpc::Attr& _return, int64_t parent, const std::string& name, int32_t mode,
-                        const fsrpc::Caller& caller, int64_t client_id) {
+                        const fsrpc::Caller& caller, int64_t client_id, const fsrpc::RequestId& request) {
   Hold(client_id, {parent});
-  _return = ToWire(
-      Unwrap(store_->MakeDir(static_cast<uint64_t>(parent), name, static_cast<uint32_t>(mode), OwnerOf(caller, client_id))));
+  _return = ToWire(Unwrap(store_->MakeDir(static_cast<uint64_t>(parent), name, static_cast<uint32_t>(mode),
+                                          OwnerOf(caller, client_id), RidOf(client_id, request))));
+  TEST_KillAfterCommit("mkdir");
   Publish(client_id, {InodeEvent(static_cast<uint64_t>(parent)), EntryEvent(static_cast<uint64_t>(parent), name)});
 }
 
 void FileHandler::symlink(fsrpc::Attr& _return, int64_t parent, const std::string& name, const std::string& target,
-                          const fsrpc::Caller& caller, int64_t client_id) {
+                          const fsrpc::Caller& caller, int64_t client_id, const fsrpc::RequestId& request) {
   Hold(client_id, {parent});
-  _return = ToWire(Unwrap(store_->MakeSymlink(static_cast<uint64_t>(parent), name, target, OwnerOf(caller, client_id))));
+  _return = ToWire(Unwrap(store_->MakeSymlink(static_cast<uint64_t>(parent), name, target, OwnerOf(caller, client_id),
+                                              RidOf(client_id, request))));
+  TEST_KillAfterCommit("symlink");
   Publish(client_id, {InodeEvent(static_cast<uint64_t>(parent)), EntryEvent(static_cast<uint64_t>(parent), name)});
 }
 
@@ -167,28 +198,31 @@ void FileHandler::readlink(std::string& _return, int64_t ino, int64_t client_id)
   _return = Unwrap(store_->ReadLink(static_cast<uint64_t>(ino)));
 }
 
-void FileHandler::unlink(int64_t parent, const std::string& name, int64_t client_id) {
+void FileHandler::unlink(int64_t parent, const std::string& name, int64_t client_id, const fsrpc::RequestId& request) {
   Hold(client_id, {parent});
   uint64_t child = 0;
-  Check(store_->Unlink(static_cast<uint64_t>(parent), name, &child));
+  Check(store_->Unlink(static_cast<uint64_t>(parent), name, &child, RidOf(client_id, request)));
+  TEST_KillAfterCommit("unlink");
   Publish(client_id, {EntryEvent(static_cast<uint64_t>(parent), name, child), InodeEvent(static_cast<uint64_t>(parent)),
                       InodeEvent(child)});
 }
 
-void FileHandler::rmdir(int64_t parent, const std::string& name, int64_t client_id) {
+void FileHandler::rmdir(int64_t parent, const std::string& name, int64_t client_id, const fsrpc::RequestId& request) {
   Hold(client_id, {parent});
   uint64_t child = 0;
-  Check(store_->RemoveDir(static_cast<uint64_t>(parent), name, &child));
+  Check(store_->RemoveDir(static_cast<uint64_t>(parent), name, &child, RidOf(client_id, request)));
+  TEST_KillAfterCommit("rmdir");
   Publish(client_id, {EntryEvent(static_cast<uint64_t>(parent), name, child), InodeEvent(static_cast<uint64_t>(parent)),
                       InodeEvent(child)});
 }
 
 void FileHandler::rename(int64_t parent, const std::string& name, int64_t new_parent, const std::string& new_name,
-                         int32_t flags, int64_t client_id) {
+                         int32_t flags, int64_t client_id, const fsrpc::RequestId& request) {
   Hold(client_id, {parent, new_parent});
   uint64_t moved = 0, replaced = 0;
   Check(store_->Rename(static_cast<uint64_t>(parent), name, static_cast<uint64_t>(new_parent), new_name,
-                       static_cast<uint32_t>(flags), &moved, &replaced));
+                       static_cast<uint32_t>(flags), &moved, &replaced, RidOf(client_id, request)));
+  TEST_KillAfterCommit("rename");
   // The caller keeps both inodes in its kernel (it looked both names up, so it holds them
   // already; this is for a caller that did not).
   Hold(client_id, {static_cast<int64_t>(moved), static_cast<int64_t>(replaced)});
@@ -200,25 +234,37 @@ void FileHandler::rename(int64_t parent, const std::string& name, int64_t new_pa
 }
 
 void FileHandler::link(fsrpc::Attr& _return, int64_t ino, int64_t new_parent, const std::string& new_name,
-                       int64_t client_id) {
+                       int64_t client_id, const fsrpc::RequestId& request) {
   Hold(client_id, {ino, new_parent});
-  _return = ToWire(Unwrap(store_->Link(static_cast<uint64_t>(ino), static_cast<uint64_t>(new_parent), new_name)));
+  _return = ToWire(Unwrap(store_->Link(static_cast<uint64_t>(ino), static_cast<uint64_t>(new_parent), new_name,
+                                       RidOf(client_id, request))));
+  TEST_KillAfterCommit("link");
   Publish(client_id, {InodeEvent(static_cast<uint64_t>(ino)), InodeEvent(static_cast<uint64_t>(new_parent)),
                       EntryEvent(static_cast<uint64_t>(new_parent), new_name)});
 }
 
 void FileHandler::create(fsrpc::OpenReply& _return, int64_t client_id, int64_t parent, const std::string& name,
-                         int32_t mode, int32_t flags, const fsrpc::Caller& caller) {
+                         int32_t mode, int32_t flags, const fsrpc::Caller& caller,
+                         const fsrpc::RequestId& request) {
   bool created = false;
   Hold(client_id, {parent});  // an existing file is held below, a new one by the store's hook
+  // The handle is named before the store records the outcome: a resend gets the same one.
+  uint64_t handle = opens_->NewHandle();
+  CreateReplay replay;
   Attr a = Unwrap(store_->Create(static_cast<uint64_t>(parent), name, static_cast<uint32_t>(mode), flags,
-                                 OwnerOf(caller, client_id), &created));
-  if (!created) {
+                                 OwnerOf(caller, client_id), &created, RidOf(client_id, request), handle, &replay));
+  TEST_KillAfterCommit("create");
+  if (!created || replay.replayed) {
     Hold(client_id, {static_cast<int64_t>(a.ino)});
     a = Unwrap(store_->GetAttr(a.ino));  // as in lookup: a change before the hold is seen
   }
   _return.cache = !WriteShared(client_id, a.ino, flags);
-  _return.handle = static_cast<int64_t>(opens_->Add(static_cast<uint64_t>(client_id), a.ino, flags));
+  if (replay.handle != 0) {
+    handle = replay.handle;  // the first send's open, still in the table
+  } else {
+    opens_->Add(static_cast<uint64_t>(client_id), a.ino, flags, handle);
+  }
+  _return.handle = static_cast<int64_t>(handle);
   _return.attr = ToWire(a);
   _return.incarnation = static_cast<int64_t>(store_->incarnation());
   if (created) {
@@ -249,9 +295,10 @@ void FileHandler::read(std::string& _return, int64_t ino, int64_t offset, int32_
 }
 
 void FileHandler::write(fsrpc::WriteReply& _return, int64_t ino, int64_t offset, const std::string& data,
-                        bool append, int64_t client_id) {
+                        bool append, int64_t client_id, const fsrpc::RequestId& request) {
   Hold(client_id, {ino});
-  WriteResult r = Unwrap(store_->Write(static_cast<uint64_t>(ino), offset, data, append));
+  WriteResult r = Unwrap(store_->Write(static_cast<uint64_t>(ino), offset, data, append, RidOf(client_id, request)));
+  TEST_KillAfterCommit("write");
   _return.written = static_cast<int32_t>(r.written);
   _return.offset = r.offset;
   _return.attr = ToWire(r.attr);
@@ -301,8 +348,9 @@ void FileHandler::statfs(fsrpc::FsStats& _return) {
 }
 
 void FileHandler::setxattr(int64_t ino, const std::string& name, const std::string& value, int32_t flags,
-                           int64_t client_id) {
-  Check(store_->SetXattr(static_cast<uint64_t>(ino), name, value, flags));
+                           int64_t client_id, const fsrpc::RequestId& request) {
+  Check(store_->SetXattr(static_cast<uint64_t>(ino), name, value, flags, RidOf(client_id, request)));
+  TEST_KillAfterCommit("setxattr");
   Publish(client_id, {InodeEvent(static_cast<uint64_t>(ino))});
 }
 
@@ -314,8 +362,10 @@ void FileHandler::listxattr(std::vector<std::string>& _return, int64_t ino) {
   _return = Unwrap(store_->ListXattr(static_cast<uint64_t>(ino)));
 }
 
-void FileHandler::removexattr(int64_t ino, const std::string& name, int64_t client_id) {
-  Check(store_->RemoveXattr(static_cast<uint64_t>(ino), name));
+void FileHandler::removexattr(int64_t ino, const std::string& name, int64_t client_id,
+                              const fsrpc::RequestId& request) {
+  Check(store_->RemoveXattr(static_cast<uint64_t>(ino), name, RidOf(client_id, request)));
+  TEST_KillAfterCommit("removexattr");
   Publish(client_id, {InodeEvent(static_cast<uint64_t>(ino))});
 }
 

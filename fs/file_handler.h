@@ -2,7 +2,8 @@
 // InvalidationLog, and serves locks from a LockTable. Thin: it converts between the wire and the Store's types, turns every error
 // Status into the typed FsError exception (errno from ErrnoOf, kite's StatusCode, the message),
 // and after each change publishes its invalidations and waits (at most ack_timeout) until the
-// other clients have applied them. Thread-safe (one instance serves every connection): the
+// other clients have applied them. Changes carry the client's request id (RequestId) to the
+// Store, which answers a resend with the recorded outcome (exactly-once changes). Thread-safe (one instance serves every connection): the
 // parts lock for themselves, and no lock is held while waiting for acknowledgements.
 #pragma once
 
@@ -33,27 +34,28 @@ class FileHandler : public fsrpc::FileServiceIf {
   void keepalive(int64_t client_id) override;
   void lookup(fsrpc::Attr& _return, int64_t parent, const std::string& name, int64_t client_id) override;
   void getattr(fsrpc::Attr& _return, int64_t ino, int64_t client_id) override;
-  void setattr(fsrpc::Attr& _return, int64_t ino, const fsrpc::SetAttr& attr, int64_t client_id) override;
+  void setattr(fsrpc::Attr& _return, int64_t ino, const fsrpc::SetAttr& attr, int64_t client_id,
+               const fsrpc::RequestId& request) override;
   void mknod(fsrpc::Attr& _return, int64_t parent, const std::string& name, int32_t mode, int64_t rdev,
-             const fsrpc::Caller& caller, int64_t client_id) override;
+             const fsrpc::Caller& caller, int64_t client_id, const fsrpc::RequestId& request) override;
   void mkdir(fsrpc::Attr& _return, int64_t parent, const std::string& name, int32_t mode,
-             const fsrpc::Caller& caller, int64_t client_id) override;
+             const fsrpc::Caller& caller, int64_t client_id, const fsrpc::RequestId& request) override;
   void symlink(fsrpc::Attr& _return, int64_t parent, const std::string& name, const std::string& target,
-               const fsrpc::Caller& caller, int64_t client_id) override;
+               const fsrpc::Caller& caller, int64_t client_id, const fsrpc::RequestId& request) override;
   void readlink(std::string& _return, int64_t ino, int64_t client_id) override;
-  void unlink(int64_t parent, const std::string& name, int64_t client_id) override;
-  void rmdir(int64_t parent, const std::string& name, int64_t client_id) override;
+  void unlink(int64_t parent, const std::string& name, int64_t client_id, const fsrpc::RequestId& request) override;
+  void rmdir(int64_t parent, const std::string& name, int64_t client_id, const fsrpc::RequestId& request) override;
   void rename(int64_t parent, const std::string& name, int64_t new_parent, const std::string& new_name,
-              int32_t flags, int64_t client_id) override;
+              int32_t flags, int64_t client_id, const fsrpc::RequestId& request) override;
   void link(fsrpc::Attr& _return, int64_t ino, int64_t new_parent, const std::string& new_name,
-            int64_t client_id) override;
+            int64_t client_id, const fsrpc::RequestId& request) override;
   void create(fsrpc::OpenReply& _return, int64_t client_id, int64_t parent, const std::string& name, int32_t mode,
-              int32_t flags, const fsrpc::Caller& caller) override;
+              int32_t flags, const fsrpc::Caller& caller, const fsrpc::RequestId& request) override;
   void open(fsrpc::OpenReply& _return, int64_t client_id, int64_t ino, int32_t flags) override;
   void release(int64_t client_id, int64_t handle) override;
   void read(std::string& _return, int64_t ino, int64_t offset, int32_t size, int64_t client_id) override;
   void write(fsrpc::WriteReply& _return, int64_t ino, int64_t offset, const std::string& data, bool append,
-             int64_t client_id) override;
+             int64_t client_id, const fsrpc::RequestId& request) override;
   void fsync(int64_t ino, bool datasync) override;
   void fallocate(fsrpc::Attr& _return, int64_t ino, int32_t mode, int64_t offset, int64_t length,
                  int64_t client_id) override;
@@ -61,10 +63,11 @@ class FileHandler : public fsrpc::FileServiceIf {
                int64_t client_id) override;
   void statfs(fsrpc::FsStats& _return) override;
   void setxattr(int64_t ino, const std::string& name, const std::string& value, int32_t flags,
-                int64_t client_id) override;
+                int64_t client_id, const fsrpc::RequestId& request) override;
   void getxattr(std::string& _return, int64_t ino, const std::string& name) override;
   void listxattr(std::vector<std::string>& _return, int64_t ino) override;
-  void removexattr(int64_t ino, const std::string& name, int64_t client_id) override;
+  void removexattr(int64_t ino, const std::string& name, int64_t client_id,
+                   const fsrpc::RequestId& request) override;
   void setlk(int64_t client_id, int64_t ino, const fsrpc::FileLock& lock, int32_t wait_ms, bool reclaim) override;
   void getlk(fsrpc::FileLock& _return, int64_t client_id, int64_t ino, const fsrpc::FileLock& lock) override;
   void hold(int64_t client_id, const std::vector<int64_t>& inos) override;

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 #include <new>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -188,7 +189,9 @@ void FuseOps::SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_
     w.__set_mtime_ns(ns(attr->st_mtim));
   }
   fsrpc::Attr a;
-  Status s = pool_->Call("setattr", Retry::kIdempotent, [&](Client& c) { c.setattr(a, Ino(ino), w, static_cast<int64_t>(client_id_)); });
+  auto change = changes_.Begin();
+  Status s = pool_->Call("setattr", Retry::kIdempotent,
+                         [&](Client& c) { c.setattr(a, Ino(ino), w, static_cast<int64_t>(client_id_), change.id()); });
   if (!s.ok()) return ReplyError(req, s);
   // A truncation here went through the kernel's page cache too, but another host may have
   // written meanwhile: the next open fetches the data again.
@@ -209,8 +212,10 @@ void FuseOps::MkNod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t 
   NameMade made(&negatives_, parent, name);
   fsrpc::Attr a;
   fsrpc::Caller caller = CallerOf(req);
-  Status s = pool_->Call("mknod", Retry::kOnce, [&](Client& c) {
-    c.mknod(a, Ino(parent), name, static_cast<int32_t>(mode), static_cast<int64_t>(rdev), caller, static_cast<int64_t>(client_id_));
+  auto change = changes_.Begin();
+  Status s = pool_->Call("mknod", Retry::kIdempotent, [&](Client& c) {
+    c.mknod(a, Ino(parent), name, static_cast<int32_t>(mode), static_cast<int64_t>(rdev), caller,
+            static_cast<int64_t>(client_id_), change.id());
   });
   if (!s.ok()) return ReplyError(req, s);
   ReplyEntry(req, a);
@@ -220,20 +225,26 @@ void FuseOps::MkDir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t 
   NameMade made(&negatives_, parent, name);
   fsrpc::Attr a;
   fsrpc::Caller caller = CallerOf(req);
-  Status s = pool_->Call("mkdir", Retry::kOnce,
-                         [&](Client& c) { c.mkdir(a, Ino(parent), name, static_cast<int32_t>(mode), caller, static_cast<int64_t>(client_id_)); });
+  auto change = changes_.Begin();
+  Status s = pool_->Call("mkdir", Retry::kIdempotent, [&](Client& c) {
+    c.mkdir(a, Ino(parent), name, static_cast<int32_t>(mode), caller, static_cast<int64_t>(client_id_), change.id());
+  });
   if (!s.ok()) return ReplyError(req, s);
   ReplyEntry(req, a);
 }
 
 void FuseOps::Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  Status s = pool_->Call("unlink", Retry::kOnce, [&](Client& c) { c.unlink(Ino(parent), name, static_cast<int64_t>(client_id_)); });
+  auto change = changes_.Begin();
+  Status s = pool_->Call("unlink", Retry::kIdempotent,
+                         [&](Client& c) { c.unlink(Ino(parent), name, static_cast<int64_t>(client_id_), change.id()); });
   if (!s.ok()) return ReplyError(req, s);
   fuse_reply_err(req, 0);
 }
 
 void FuseOps::RmDir(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  Status s = pool_->Call("rmdir", Retry::kOnce, [&](Client& c) { c.rmdir(Ino(parent), name, static_cast<int64_t>(client_id_)); });
+  auto change = changes_.Begin();
+  Status s = pool_->Call("rmdir", Retry::kIdempotent,
+                         [&](Client& c) { c.rmdir(Ino(parent), name, static_cast<int64_t>(client_id_), change.id()); });
   if (!s.ok()) return ReplyError(req, s);
   fuse_reply_err(req, 0);
 }
@@ -242,7 +253,10 @@ void FuseOps::Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const
   NameMade made(&negatives_, parent, name);
   fsrpc::Attr a;
   fsrpc::Caller caller = CallerOf(req);
-  Status s = pool_->Call("symlink", Retry::kOnce, [&](Client& c) { c.symlink(a, Ino(parent), name, link, caller, static_cast<int64_t>(client_id_)); });
+  auto change = changes_.Begin();
+  Status s = pool_->Call("symlink", Retry::kIdempotent, [&](Client& c) {
+    c.symlink(a, Ino(parent), name, link, caller, static_cast<int64_t>(client_id_), change.id());
+  });
   if (!s.ok()) return ReplyError(req, s);
   ReplyEntry(req, a);
 }
@@ -251,8 +265,10 @@ void FuseOps::Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_i
                      unsigned int flags) {
   NameMade made(&negatives_, newparent, newname);
   NameMade exchanged(&negatives_, parent, name);  // RENAME_EXCHANGE aside, harmless
-  Status s = pool_->Call("rename", Retry::kOnce, [&](Client& c) {
-    c.rename(Ino(parent), name, Ino(newparent), newname, static_cast<int32_t>(flags), static_cast<int64_t>(client_id_));
+  auto change = changes_.Begin();
+  Status s = pool_->Call("rename", Retry::kIdempotent, [&](Client& c) {
+    c.rename(Ino(parent), name, Ino(newparent), newname, static_cast<int32_t>(flags), static_cast<int64_t>(client_id_),
+             change.id());
   });
   if (!s.ok()) return ReplyError(req, s);
   fuse_reply_err(req, 0);
@@ -261,7 +277,10 @@ void FuseOps::Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_i
 void FuseOps::Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
   NameMade made(&negatives_, newparent, newname);
   fsrpc::Attr a;
-  Status s = pool_->Call("link", Retry::kOnce, [&](Client& c) { c.link(a, Ino(ino), Ino(newparent), newname, static_cast<int64_t>(client_id_)); });
+  auto change = changes_.Begin();
+  Status s = pool_->Call("link", Retry::kIdempotent, [&](Client& c) {
+    c.link(a, Ino(ino), Ino(newparent), newname, static_cast<int64_t>(client_id_), change.id());
+  });
   if (!s.ok()) return ReplyError(req, s);
   ReplyEntry(req, a);
 }
@@ -447,10 +466,12 @@ void FuseOps::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t
   fsrpc::OpenReply reply;
   fsrpc::Caller caller = CallerOf(req);
   int flags = fi->flags;
-  // Without O_EXCL a create of an existing file opens it: safe to send again.
-  Retry retry = (flags & O_EXCL) ? Retry::kOnce : Retry::kIdempotent;
-  Status s = pool_->Call("create", retry, [&](Client& c) {
-    c.create(reply, static_cast<int64_t>(client_id_), Ino(parent), name, static_cast<int32_t>(mode), flags, caller);
+  // With its request id a resend gets the first send's answer (not EEXIST for O_EXCL, not a
+  // second handle).
+  auto change = changes_.Begin();
+  Status s = pool_->Call("create", Retry::kIdempotent, [&](Client& c) {
+    c.create(reply, static_cast<int64_t>(client_id_), Ino(parent), name, static_cast<int32_t>(mode), flags, caller,
+             change.id());
   });
   if (!s.ok()) return ReplyError(req, s);
   fuse_ino_t ino = static_cast<fuse_ino_t>(reply.attr.ino);
@@ -478,9 +499,13 @@ void FuseOps::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size
   bool append = f && f->append;
   fsrpc::WriteReply reply;
   std::string data(buf, size);
-  // A write at an offset is idempotent; an append is not.
-  Status s = pool_->Call("write", append ? Retry::kOnce : Retry::kIdempotent,
-                         [&](Client& c) { c.write(reply, Ino(ino), off, data, append, static_cast<int64_t>(client_id_)); });
+  // A write at an offset is idempotent; an append is not, and carries a request id.
+  std::optional<ChangeIds::Change> change;
+  fsrpc::RequestId none;
+  if (append) change.emplace(changes_.Begin());
+  Status s = pool_->Call("write", Retry::kIdempotent, [&](Client& c) {
+    c.write(reply, Ino(ino), off, data, append, static_cast<int64_t>(client_id_), change ? change->id() : none);
+  });
   if (!s.ok()) return ReplyError(req, s);
   if (append) {
     nodes_.Distrust(ino);
@@ -589,7 +614,10 @@ void FuseOps::StatFs(fuse_req_t req, fuse_ino_t) {
 void FuseOps::SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
   if (std::strcmp(name, kCapabilityXattr) == 0 || IsSystemXattr(name)) return fuse_reply_err(req, EOPNOTSUPP), void();
   std::string v(value, size);
-  Status s = pool_->Call("setxattr", Retry::kIdempotent, [&](Client& c) { c.setxattr(Ino(ino), name, v, flags, static_cast<int64_t>(client_id_)); });
+  auto change = changes_.Begin();
+  Status s = pool_->Call("setxattr", Retry::kIdempotent, [&](Client& c) {
+    c.setxattr(Ino(ino), name, v, flags, static_cast<int64_t>(client_id_), change.id());
+  });
   fuse_reply_err(req, ErrnoOf(s));
 }
 
@@ -621,7 +649,10 @@ void FuseOps::ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 void FuseOps::RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   if (std::strcmp(name, kCapabilityXattr) == 0) return fuse_reply_err(req, ENODATA), void();
   if (IsSystemXattr(name)) return fuse_reply_err(req, EOPNOTSUPP), void();
-  Status s = pool_->Call("removexattr", Retry::kIdempotent, [&](Client& c) { c.removexattr(Ino(ino), name, static_cast<int64_t>(client_id_)); });
+  auto change = changes_.Begin();
+  Status s = pool_->Call("removexattr", Retry::kIdempotent, [&](Client& c) {
+    c.removexattr(Ino(ino), name, static_cast<int64_t>(client_id_), change.id());
+  });
   fuse_reply_err(req, ErrnoOf(s));
 }
 

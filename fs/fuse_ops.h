@@ -35,6 +35,11 @@
 // closing process's fcntl locks on the file; the last close of an open file description
 // (release) its flock locks and the OFD locks taken through it.
 //
+// Changes (mkdir, unlink, rename, create, setattr, appends, xattrs ...) carry a request id
+// from ChangeIds, the same for every resend: the server answers a resend whose first send it
+// did with that first outcome, so they are resent over a server restart like idempotent calls
+// and the application sees a delay, never EEXIST/ENOENT for its own change or EIO.
+//
 // Server restarts: every open file remembers the server incarnation its handle belongs to;
 // after a restart ReopenAll() opens them again (the new server so knows who has what open,
 // for write sharing, and keeps unlinked open files), and LockClient reclaims the locks.
@@ -54,6 +59,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "fs/change_ids.h"
 #include "fs/lock_client.h"
 #include "fs/negative_cache.h"
 #include "fs/node_table.h"
@@ -183,6 +189,8 @@ class FuseOps {
   NodeTable nodes_;
   NegativeCache negatives_;
   LockClient locks_;
+  // Request ids of changes (exactly-once across a lost reply and a server restart).
+  ChangeIds changes_;
   std::mutex files_mu_;
   std::set<OpenFile*> files_;       // GUARDED_BY(files_mu_): every open file
   uint64_t next_serial_ = 1;        // GUARDED_BY(files_mu_)

@@ -22,14 +22,28 @@ void OpenTable::Touch(uint64_t client_id, const std::string& name) {
 }
 
 uint64_t OpenTable::Add(uint64_t client_id, uint64_t ino, int flags) {
+  uint64_t h = NewHandle();
+  Add(client_id, ino, flags, h);
+  return h;
+}
+
+uint64_t OpenTable::NewHandle() {
   std::lock_guard<std::mutex> lock(mu_);
-  uint64_t h = next_handle_++;
+  return next_handle_++;
+}
+
+void OpenTable::Add(uint64_t client_id, uint64_t ino, int flags, uint64_t h) {
+  std::lock_guard<std::mutex> lock(mu_);
   handles_[h] = Handle{client_id, ino, flags};
   by_ino_[ino].insert(h);
   Client& c = clients_[client_id];
   c.handles.insert(h);
   c.last_seen = Clock::now();
-  return h;
+}
+
+bool OpenTable::Knows(uint64_t client_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return clients_.count(client_id) != 0;
 }
 
 Status OpenTable::RemoveLocked(uint64_t handle) {

@@ -36,6 +36,12 @@ class OpenTable {
   void Touch(uint64_t client_id, const std::string& name = "");
   // Records an open the Store has already pinned; returns its handle.
   uint64_t Add(uint64_t client_id, uint64_t ino, int flags);
+  // A handle number nobody has, for an Add(..., handle) to come (a create records its handle
+  // with its outcome before the open is added: Store::Create).
+  uint64_t NewHandle();
+  void Add(uint64_t client_id, uint64_t ino, int flags, uint64_t handle);
+  // Whether `client_id` is registered (it called since the server started and has not expired).
+  bool Knows(uint64_t client_id);
   // Releases a handle of `client_id`. An unknown handle (from before a server restart, or
   // released already) is not an error; another client's handle is PermissionDenied.
   Status Remove(uint64_t client_id, uint64_t handle);

@@ -4,12 +4,13 @@
 // Call() runs one FileService call and turns what it throws into a Status: FsError keeps its
 // errno (fs/fs_errors.h), a transport failure is Unavailable. A server that is restarting is
 // waited for, up to retry_for_ms: a call that could not be sent (no connection) is always
-// retried; one that failed after it was sent is retried only when it is idempotent (lookup,
-// read, write at an offset, ...), or when it went out on a pooled connection that turned out to
-// be dead (the server restarted since it was last used, so the request died with the old
-// server). Limitation: a non-idempotent change (mkdir, create, rename) lost together with its
-// reply in a server crash is reported as EIO, and one applied just before the crash and
-// retried on a pooled connection reports EEXIST/ENOENT.
+// retried; one that failed after it was sent is retried when it is kIdempotent — idempotent
+// (lookup, read, write at an offset, ...) or a change with a request id (mkdir, create,
+// rename, ...: the server answers a resend with the first send's outcome, fs/change_ids.h),
+// which is every call kitefs makes. kOnce, for a change sent without a request id, is retried
+// only when it went out on a pooled connection that turned out to be dead (the server
+// restarted since it was last used, so the request died with the old server); otherwise a
+// lost reply is reported as Unavailable (EIO).
 //
 // Thread safety: Call() from any number of threads; each gets its own connection.
 #pragma once
@@ -42,8 +43,8 @@ class ServerPool {
     size_t max_idle = 16;         // connections kept open between calls
   };
   enum class Retry {
-    kIdempotent,   // safe to send again after a failure
-    kOnce,         // a change: sent again only when it surely did not arrive
+    kIdempotent,   // safe to send again after a failure (idempotent, or with a request id)
+    kOnce,         // a change without a request id: sent again only when it surely did not arrive
   };
   using Client = fsrpc::FileServiceClient;
 

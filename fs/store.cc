@@ -154,6 +154,21 @@ class SnapshotRead {
 
 uint64_t ChunkCount(uint64_t size) { return (size + kChunkSize - 1) / kChunkSize; }
 
+// A request's outcome ("replies" family): version byte 1, then big-endian u64s: the store's
+// incarnation, a, b, and the attributes (ino, generation, mode, nlink, uid, gid, size, blocks,
+// atime, mtime, ctime, rdev, data_version).
+constexpr char kOutcomeVersion = 1;
+constexpr size_t kOutcomeBytes = 1 + 8 * 16;
+
+std::string EncodeOutcomeFor(uint64_t incarnation, uint64_t a, uint64_t b, const Attr& at) {
+  std::string v(1, kOutcomeVersion);
+  for (uint64_t x : {incarnation, a, b, at.ino, at.generation, uint64_t{at.mode}, uint64_t{at.nlink}, uint64_t{at.uid},
+                     uint64_t{at.gid}, at.size, at.blocks, static_cast<uint64_t>(at.atime_ns),
+                     static_cast<uint64_t>(at.mtime_ns), static_cast<uint64_t>(at.ctime_ns), at.rdev, at.data_version})
+    PutBE(&v, x);
+  return v;
+}
+
 }  // namespace
 
 // ---- opening ------------------------------------------------------------------------------
@@ -211,7 +226,8 @@ Status Store::Init(const StoreOptions& options) {
 
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
       {rocksdb::kDefaultColumnFamilyName, cf}, {"inodes", cf}, {"dentries", cf},
-      {"dirlist", cf},                         {"chunks", chunk_cf}, {"xattrs", cf}};
+      {"dirlist", cf},                         {"chunks", chunk_cf}, {"xattrs", cf},
+      {"replies", cf}};
   rocksdb::DB* db = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, path_, cfs, &handles_, &db);
   if (!s.ok()) {
@@ -228,6 +244,7 @@ Status Store::Init(const StoreOptions& options) {
   dirlist_ = handles_[3];
   chunks_ = handles_[4];
   xattrs_ = handles_[5];
+  replies_ = handles_[6];
 
   std::lock_guard<std::mutex> lock(mu_);
   rocksdb::ReadOptions ro;
@@ -258,6 +275,15 @@ Status Store::Init(const StoreOptions& options) {
     next_ino_ = GetBE(v);
     if (db_->Get(ro, meta_, "clock", &v).ok() && v.size() == 8) last_time_ns_ = static_cast<int64_t>(GetBE(v));
     if (db_->Get(ro, meta_, "incarnation", &v).ok() && v.size() == 8) incarnation_ = GetBE(v);
+  }
+  {
+    // The outcomes of changes, for the clients that resend them after this restart.
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, replies_));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      std::string_view k = it->key().ToStringView();
+      if (k.size() == 16) requests_[GetBE(k, 0)].seqs.insert(GetBE(k, 8));
+    }
+    KITE_RETURN_IF_ERROR(FromRocks(it->status(), "store " + path_ + ": list recorded replies"));
   }
   ++incarnation_;
   b.Put(meta_, "incarnation", U64Key(incarnation_));
@@ -437,19 +463,115 @@ Status Store::ZeroRange(rocksdb::WriteBatch* b, const InodeRecord& r, uint64_t o
   return OkStatus();
 }
 
-Status Store::Commit(rocksdb::WriteBatch* b, bool sync, std::string_view what) {
+Status Store::Commit(rocksdb::WriteBatch* b, bool sync, std::string_view what, const RequestId& rid,
+                     const Outcome& outcome) {
   // The counters ride along with every change, so a restart never hands out an inode number
   // or a time that is already used.
   b->Put(meta_, "next_ino", U64Key(next_ino_));
   b->Put(meta_, "clock", U64Key(static_cast<uint64_t>(last_time_ns_)));
+  std::vector<uint64_t> drop;
+  if (!rid.none()) {
+    // The outcome goes in the change's own batch: it is durable exactly when the change is.
+    b->Put(replies_, PairKey(rid.client, rid.seq),
+           EncodeOutcomeFor(incarnation_, outcome.a, outcome.b, outcome.attr));
+    auto it = requests_.find(rid.client);
+    if (it != requests_.end()) {
+      const std::set<uint64_t>& seqs = it->second.seqs;
+      size_t kept = seqs.size();
+      for (uint64_t seq : seqs) {
+        // What the client acknowledged, and past the bound the oldest (a client never has
+        // that many outstanding; the warning says one misbehaves).
+        if (seq >= rid.acked_below && kept < kMaxRepliesPerClient) break;
+        if (seq >= rid.acked_below)
+          KLOG_WARN("client {:016x}: more than {} changes without acknowledged replies: forgetting the outcome of {}",
+                    rid.client, kMaxRepliesPerClient, seq);
+        drop.push_back(seq);
+        --kept;
+      }
+      for (uint64_t seq : drop) b->Delete(replies_, PairKey(rid.client, seq));
+    }
+  }
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   if (!sync) unsynced_.store(true, std::memory_order_relaxed);
-  return FromRocks(db_->Write(wo, b), what);
+  KITE_RETURN_IF_ERROR(FromRocks(db_->Write(wo, b), what));
+  if (!rid.none()) {
+    ClientRequests& c = requests_[rid.client];
+    for (uint64_t seq : drop) c.seqs.erase(seq);
+    c.seqs.insert(rid.seq);
+    c.acked_below = std::max(c.acked_below, rid.acked_below);
+  }
+  return OkStatus();
+}
+
+StatusOr<std::optional<Store::Outcome>> Store::FindOutcome(const RequestId& rid) {
+  if (rid.none()) return std::optional<Outcome>();
+  auto it = requests_.find(rid.client);
+  if (it == requests_.end()) return std::optional<Outcome>();
+  std::string what = "request " + std::to_string(rid.seq) + " of client " + std::to_string(rid.client);
+  // What a request acknowledges counts at once (its outcomes go with the next commit).
+  it->second.acked_below = std::max(it->second.acked_below, rid.acked_below);
+  if (rid.seq < it->second.acked_below)
+    return FsError(EALREADY, what + ": a stale copy (the client has its reply)");
+  if (!it->second.seqs.count(rid.seq)) return std::optional<Outcome>();
+  std::string v;
+  KITE_RETURN_IF_ERROR(FromRocks(db_->Get(rocksdb::ReadOptions(), replies_, PairKey(rid.client, rid.seq), &v), what));
+  if (v.size() != kOutcomeBytes || v[0] != kOutcomeVersion) return DataLoss(what + ": recorded outcome is damaged");
+  uint64_t x[16];
+  for (size_t i = 0; i < 16; ++i) x[i] = GetBE(v, 1 + 8 * i);
+  Outcome o;
+  o.incarnation = x[0];
+  o.a = x[1];
+  o.b = x[2];
+  Attr& at = o.attr;
+  at.ino = x[3];
+  at.generation = x[4];
+  at.mode = static_cast<uint32_t>(x[5]);
+  at.nlink = static_cast<uint32_t>(x[6]);
+  at.uid = static_cast<uint32_t>(x[7]);
+  at.gid = static_cast<uint32_t>(x[8]);
+  at.size = x[9];
+  at.blocks = x[10];
+  at.atime_ns = static_cast<int64_t>(x[11]);
+  at.mtime_ns = static_cast<int64_t>(x[12]);
+  at.ctime_ns = static_cast<int64_t>(x[13]);
+  at.rdev = x[14];
+  at.data_version = x[15];
+  KLOG_DEBUG("{}: a resend, answered with its recorded outcome", what);
+  return std::optional<Outcome>(o);
+}
+
+Attr Store::Refreshed(const Outcome& o) {
+  auto r = LoadInode(rocksdb::ReadOptions(), o.attr.ino);
+  return r.ok() ? ToAttr(*r) : o.attr;
+}
+
+Status Store::ForgetRequests(uint64_t client) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = requests_.find(client);
+  if (it == requests_.end()) return OkStatus();
+  rocksdb::WriteBatch b;
+  for (uint64_t seq : it->second.seqs) b.Delete(replies_, PairKey(client, seq));
+  requests_.erase(it);
+  return Commit(&b, false, "forget the replies of client " + std::to_string(client));
+}
+
+std::vector<uint64_t> Store::RequestClients() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<uint64_t> out;
+  for (const auto& [client, r] : requests_) out.push_back(client);
+  return out;
+}
+
+size_t Store::TEST_RecordedRequests(uint64_t client) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = requests_.find(client);
+  return it == requests_.end() ? 0 : it->second.seqs.size();
 }
 
 StatusOr<InodeRecord> Store::MakeInode(uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
-                                       Owner owner, std::string_view symlink_target) {
+                                       Owner owner, std::string_view symlink_target, const RequestId& rid,
+                                       uint64_t created_handle) {
   rocksdb::ReadOptions ro;
   const char* op = S_ISDIR(mode) ? "mkdir" : S_ISLNK(mode) ? "symlink" : "create";
   KITE_ASSIGN_OR_RETURN(InodeRecord dir, LoadDir(ro, parent, op));
@@ -490,7 +612,9 @@ StatusOr<InodeRecord> Store::MakeInode(uint64_t parent, std::string_view name, u
   if (S_ISDIR(mode)) ++dir.nlink;
   dir.mtime_ns = dir.ctime_ns = now;
   PutInode(&b, dir);
-  KITE_RETURN_IF_ERROR(Commit(&b, sync_metadata_, Where(op, parent, name)));
+  // A create's outcome says it made the file (a = 1) and which handle it was opened as (b).
+  Outcome done{0, 1, created_handle, ToAttr(r)};
+  KITE_RETURN_IF_ERROR(Commit(&b, sync_metadata_, Where(op, parent, name), rid, done));
   return r;
 }
 
@@ -516,8 +640,10 @@ StatusOr<Attr> Store::GetAttr(uint64_t ino) {
   return ToAttr(r);
 }
 
-StatusOr<Attr> Store::SetAttr(uint64_t ino, const AttrChange& c) {
+StatusOr<Attr> Store::SetAttr(uint64_t ino, const AttrChange& c, const RequestId& rid) {
   std::lock_guard<std::mutex> lock(mu_);
+  KITE_ASSIGN_OR_RETURN(std::optional<Outcome> done, FindOutcome(rid));
+  if (done) return Refreshed(*done);
   KITE_ASSIGN_OR_RETURN(InodeRecord r, LoadInode(rocksdb::ReadOptions(), ino));
   std::string what = "setattr inode " + std::to_string(ino);
   rocksdb::WriteBatch b;
@@ -542,27 +668,34 @@ StatusOr<Attr> Store::SetAttr(uint64_t ino, const AttrChange& c) {
   if (c.mtime_ns) r.mtime_ns = *c.mtime_ns == AttrChange::kNow ? now : *c.mtime_ns;
   r.ctime_ns = now;
   PutInode(&b, r);
-  KITE_RETURN_IF_ERROR(Commit(&b, sync_metadata_, what));
+  KITE_RETURN_IF_ERROR(Commit(&b, sync_metadata_, what, rid, Outcome{0, 0, 0, ToAttr(r)}));
   return ToAttr(r);
 }
 
-StatusOr<Attr> Store::MakeNode(uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev, Owner owner) {
+StatusOr<Attr> Store::MakeNode(uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev, Owner owner,
+                               const RequestId& rid) {
   uint32_t type = mode & S_IFMT;
   if (type == 0) type = S_IFREG;
   if (type != S_IFREG && type != S_IFIFO && type != S_IFSOCK && type != S_IFCHR && type != S_IFBLK)
     return FsError(EINVAL, Where("mknod", parent, name) + ": file type " + std::to_string(type >> 12));
   std::lock_guard<std::mutex> lock(mu_);
-  KITE_ASSIGN_OR_RETURN(InodeRecord r, MakeInode(parent, name, type | (mode & 07777), rdev, owner, ""));
+  KITE_ASSIGN_OR_RETURN(std::optional<Outcome> done, FindOutcome(rid));
+  if (done) return Refreshed(*done);
+  KITE_ASSIGN_OR_RETURN(InodeRecord r, MakeInode(parent, name, type | (mode & 07777), rdev, owner, "", rid));
   return ToAttr(r);
 }
 
-StatusOr<Attr> Store::MakeDir(uint64_t parent, std::string_view name, uint32_t mode, Owner owner) {
+StatusOr<Attr> Store::MakeDir(uint64_t parent, std::string_view name, uint32_t mode, Owner owner,
+                              const RequestId& rid) {
   std::lock_guard<std::mutex> lock(mu_);
-  KITE_ASSIGN_OR_RETURN(InodeRecord r, MakeInode(parent, name, S_IFDIR | (mode & 07777), 0, owner, ""));
+  KITE_ASSIGN_OR_RETURN(std::optional<Outcome> done, FindOutcome(rid));
+  if (done) return Refreshed(*done);
+  KITE_ASSIGN_OR_RETURN(InodeRecord r, MakeInode(parent, name, S_IFDIR | (mode & 07777), 0, owner, "", rid));
   return ToAttr(r);
 }
 
-StatusOr<Attr> Store::MakeSymlink(uint64_t parent, std::string_view name, std::string_view target, Owner owner) {
+StatusOr<Attr> Store::MakeSymlink(uint64_t parent, std::string_view name, std::string_view target, Owner owner,
+                                  const RequestId& rid) {
   if (target.empty()) return FsError(ENOENT, Where("symlink", parent, name) + ": empty target");
   if (target.size() > kMaxSymlinkBytes)
     return FsError(ENAMETOOLONG, Where("symlink", parent, name) + ": target of " + std::to_string(target.size()) +
@@ -570,7 +703,9 @@ StatusOr<Attr> Store::MakeSymlink(uint64_t parent, std::string_view name, std::s
   if (target.find('\0') != std::string_view::npos)
     return FsError(EINVAL, Where("symlink", parent, name) + ": target holds NUL");
   std::lock_guard<std::mutex> lock(mu_);
-  KITE_ASSIGN_OR_RETURN(InodeRecord r, MakeInode(parent, name, S_IFLNK | 0777, 0, owner, target));
+  KITE_ASSIGN_OR_RETURN(std::optional<Outcome> done, FindOutcome(rid));
+  if (done) return Refreshed(*done);
+  KITE_ASSIGN_OR_RETURN(InodeRecord r, MakeInode(parent, name, S_IFLNK | 0777, 0, owner, target, rid));
   return ToAttr(r);
 }
 
@@ -580,10 +715,15 @@ StatusOr<std::string> Store::ReadLink(uint64_t ino) {
   return r.symlink_target;
 }
 
-Status Store::Unlink(uint64_t parent, std::string_view name, uint64_t* removed) {
+Status Store::Unlink(uint64_t parent, std::string_view name, uint64_t* removed, const RequestId& rid) {
   if (IsDots(name)) return FsError(EISDIR, Where("unlink", parent, name));
   KITE_RETURN_IF_ERROR(CheckName("unlink", parent, name));
   std::lock_guard<std::mutex> lock(mu_);
+  KITE_ASSIGN_OR_RETURN(std::optional<Outcome> done, FindOutcome(rid));
+  if (done) {
+    if (removed) *removed = done->a;
+    return OkStatus();
+  }
   rocksdb::ReadOptions ro;
   KITE_ASSIGN_OR_RETURN(InodeRecord dir, LoadDir(ro, parent, "unlink"));
   KITE_ASSIGN_OR_RETURN(DentryValue d, LoadDentry(ro, parent, name));
@@ -596,14 +736,19 @@ Status Store::Unlink(uint64_t parent, std::string_view name, uint64_t* removed) 
   DropLink(&b, &r, now);
   dir.mtime_ns = dir.ctime_ns = now;
   PutInode(&b, dir);
-  return Commit(&b, sync_metadata_, Where("unlink", parent, name));
+  return Commit(&b, sync_metadata_, Where("unlink", parent, name), rid, Outcome{0, d.ino, 0, {}});
 }
 
-Status Store::RemoveDir(uint64_t parent, std::string_view name, uint64_t* removed) {
+Status Store::RemoveDir(uint64_t parent, std::string_view name, uint64_t* removed, const RequestId& rid) {
   if (name == ".") return FsError(EINVAL, Where("rmdir", parent, name));
   if (name == "..") return FsError(ENOTEMPTY, Where("rmdir", parent, name));
   KITE_RETURN_IF_ERROR(CheckName("rmdir", parent, name));
   std::lock_guard<std::mutex> lock(mu_);
+  KITE_ASSIGN_OR_RETURN(std::optional<Outcome> done, FindOutcome(rid));
+  if (done) {
+    if (removed) *removed = done->a;
+    return OkStatus();
+  }
   rocksdb::ReadOptions ro;
   KITE_ASSIGN_OR_RETURN(InodeRecord dir, LoadDir(ro, parent, "rmdir"));
   KITE_ASSIGN_OR_RETURN(DentryValue d, LoadDentry(ro, parent, name));
@@ -624,11 +769,11 @@ Status Store::RemoveDir(uint64_t parent, std::string_view name, uint64_t* remove
   --dir.nlink;
   dir.mtime_ns = dir.ctime_ns = now;
   PutInode(&b, dir);
-  return Commit(&b, sync_metadata_, Where("rmdir", parent, name));
+  return Commit(&b, sync_metadata_, Where("rmdir", parent, name), rid, Outcome{0, d.ino, 0, {}});
 }
 
 Status Store::Rename(uint64_t parent, std::string_view name, uint64_t new_parent, std::string_view new_name,
-                     uint32_t flags, uint64_t* moved, uint64_t* replaced) {
+                     uint32_t flags, uint64_t* moved, uint64_t* replaced, const RequestId& rid) {
   std::string what = "rename " + Quote(name) + " in directory " + std::to_string(parent) + " to " +
                      Quote(new_name) + " in directory " + std::to_string(new_parent);
   if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) ||
@@ -640,6 +785,12 @@ Status Store::Rename(uint64_t parent, std::string_view name, uint64_t new_parent
   const bool exchange = flags & RENAME_EXCHANGE;
 
   std::lock_guard<std::mutex> lock(mu_);
+  KITE_ASSIGN_OR_RETURN(std::optional<Outcome> done, FindOutcome(rid));
+  if (done) {
+    if (moved) *moved = done->a;
+    if (replaced) *replaced = done->b;
+    return OkStatus();
+  }
   rocksdb::ReadOptions ro;
   KITE_ASSIGN_OR_RETURN(InodeRecord src_dir_rec, LoadDir(ro, parent, "rename"));
   std::optional<InodeRecord> dst_dir_rec;
@@ -721,11 +872,13 @@ Status Store::Rename(uint64_t parent, std::string_view name, uint64_t new_parent
   dst_dir.mtime_ns = dst_dir.ctime_ns = now;
   PutInode(&b, src_dir);
   if (dst_dir_rec) PutInode(&b, dst_dir);
-  return Commit(&b, sync_metadata_, what);
+  return Commit(&b, sync_metadata_, what, rid, Outcome{0, sd.ino, dd ? dd->ino : 0, {}});
 }
 
-StatusOr<Attr> Store::Link(uint64_t ino, uint64_t new_parent, std::string_view new_name) {
+StatusOr<Attr> Store::Link(uint64_t ino, uint64_t new_parent, std::string_view new_name, const RequestId& rid) {
   std::lock_guard<std::mutex> lock(mu_);
+  KITE_ASSIGN_OR_RETURN(std::optional<Outcome> done, FindOutcome(rid));
+  if (done) return Refreshed(*done);
   rocksdb::ReadOptions ro;
   KITE_ASSIGN_OR_RETURN(InodeRecord r, LoadInode(ro, ino));
   std::string what = Where("link inode " + std::to_string(ino) + " as", new_parent, new_name);
@@ -747,13 +900,13 @@ StatusOr<Attr> Store::Link(uint64_t ino, uint64_t new_parent, std::string_view n
   AddDentry(&b, &dir, new_name, r.ino, r.mode & S_IFMT);
   dir.mtime_ns = dir.ctime_ns = now;
   PutInode(&b, dir);
-  KITE_RETURN_IF_ERROR(Commit(&b, sync_metadata_, what));
+  KITE_RETURN_IF_ERROR(Commit(&b, sync_metadata_, what, rid, Outcome{0, 0, 0, ToAttr(r)}));
   return ToAttr(r);
 }
 
 // ---- open files ---------------------------------------------------------------------------
 
-StatusOr<Attr> Store::OpenLocked(InodeRecord* r, int flags) {
+StatusOr<Attr> Store::OpenLocked(InodeRecord* r, int flags, const RequestId& rid, uint64_t handle) {
   std::string what = "open inode " + std::to_string(r->ino);
   int acc = flags & O_ACCMODE;
   if (r->is_dir() && (acc != O_RDONLY || (flags & O_TRUNC))) return FsError(EISDIR, what);
@@ -765,7 +918,11 @@ StatusOr<Attr> Store::OpenLocked(InodeRecord* r, int flags) {
     r->size = 0;
     r->mtime_ns = r->ctime_ns = Now();
     PutInode(&b, *r);
-    KITE_RETURN_IF_ERROR(Commit(&b, sync_metadata_, what + " with O_TRUNC"));
+    KITE_RETURN_IF_ERROR(Commit(&b, sync_metadata_, what + " with O_TRUNC", rid, Outcome{0, 0, handle, ToAttr(*r)}));
+  } else if (!rid.none()) {
+    // A create that found the file: recorded all the same, so a resend does not open it twice.
+    rocksdb::WriteBatch b;
+    KITE_RETURN_IF_ERROR(Commit(&b, sync_metadata_, what, rid, Outcome{0, 0, handle, ToAttr(*r)}));
   }
   ++pins_[r->ino];
   return ToAttr(*r);
@@ -778,9 +935,24 @@ StatusOr<Attr> Store::Open(uint64_t ino, int flags) {
 }
 
 StatusOr<Attr> Store::Create(uint64_t parent, std::string_view name, uint32_t mode, int flags, Owner owner,
-                             bool* created) {
+                             bool* created, const RequestId& rid, uint64_t handle, CreateReplay* replay) {
   *created = false;
   std::lock_guard<std::mutex> lock(mu_);
+  KITE_ASSIGN_OR_RETURN(std::optional<Outcome> done, FindOutcome(rid));
+  if (done) {
+    *created = done->a != 0;
+    auto r = LoadInode(rocksdb::ReadOptions(), done->attr.ino);
+    if (!r.ok())
+      return FsError(ESTALE, Where("create", parent, name) + ": made (a resend), but the file is gone since");
+    CreateReplay rp{true, 0};
+    if (done->incarnation == incarnation_ && done->b != 0) {
+      rp.handle = done->b;  // the first send's open holds its pin still
+    } else {
+      ++pins_[r->ino];  // that open died with the old server: this is a new one
+    }
+    if (replay) *replay = rp;
+    return ToAttr(*r);
+  }
   rocksdb::ReadOptions ro;
   if (!IsDots(name)) {
     KITE_RETURN_IF_ERROR(CheckName("create", parent, name));
@@ -788,11 +960,11 @@ StatusOr<Attr> Store::Create(uint64_t parent, std::string_view name, uint32_t mo
     if (d.ok()) {
       if (flags & O_EXCL) return FsError(EEXIST, Where("create", parent, name));
       KITE_ASSIGN_OR_RETURN(InodeRecord r, LoadInode(ro, d->ino));
-      return OpenLocked(&r, flags);
+      return OpenLocked(&r, flags, rid, handle);
     }
     if (ErrnoOf(d.status()) != ENOENT) return d.status();
   }
-  KITE_ASSIGN_OR_RETURN(InodeRecord r, MakeInode(parent, name, S_IFREG | (mode & 07777), 0, owner, ""));
+  KITE_ASSIGN_OR_RETURN(InodeRecord r, MakeInode(parent, name, S_IFREG | (mode & 07777), 0, owner, "", rid, handle));
   *created = true;
   ++pins_[r.ino];
   return ToAttr(r);
@@ -871,12 +1043,15 @@ StatusOr<std::string> Store::Read(uint64_t ino, int64_t offset, size_t size) {
   return out;
 }
 
-StatusOr<WriteResult> Store::Write(uint64_t ino, int64_t offset, std::string_view data, bool append) {
+StatusOr<WriteResult> Store::Write(uint64_t ino, int64_t offset, std::string_view data, bool append,
+                                   const RequestId& rid) {
   std::string what = "write inode " + std::to_string(ino);
   if (data.size() > kMaxIoBytes)
     return FsError(EINVAL, what + ": " + std::to_string(data.size()) + " bytes at once (at most " +
                                std::to_string(kMaxIoBytes) + ")");
   std::lock_guard<std::mutex> lock(mu_);
+  KITE_ASSIGN_OR_RETURN(std::optional<Outcome> done, FindOutcome(rid));
+  if (done) return WriteResult{done->a, static_cast<int64_t>(done->b), Refreshed(*done)};
   rocksdb::ReadOptions ro;
   KITE_ASSIGN_OR_RETURN(InodeRecord r, LoadInode(ro, ino));
   if (r.is_dir()) return FsError(EISDIR, what);
@@ -918,7 +1093,8 @@ StatusOr<WriteResult> Store::Write(uint64_t ino, int64_t offset, std::string_vie
   r.mtime_ns = r.ctime_ns = Now();
   ++r.data_version;
   PutInode(&b, r);
-  KITE_RETURN_IF_ERROR(Commit(&b, /*sync=*/false, what));
+  KITE_RETURN_IF_ERROR(Commit(&b, /*sync=*/false, what, rid,
+                              Outcome{0, data.size(), static_cast<uint64_t>(offset), ToAttr(r)}));
   result.attr = ToAttr(r);
   return result;
 }
@@ -1023,12 +1199,15 @@ Status CheckXattrName(uint64_t ino, std::string_view name) {
 
 }  // namespace
 
-Status Store::SetXattr(uint64_t ino, std::string_view name, std::string_view value, int flags) {
+Status Store::SetXattr(uint64_t ino, std::string_view name, std::string_view value, int flags,
+                       const RequestId& rid) {
   KITE_RETURN_IF_ERROR(CheckXattrName(ino, name));
   std::string what = "setxattr " + Quote(name) + " on inode " + std::to_string(ino);
   if (value.size() > kMaxXattrValueBytes) return FsError(E2BIG, what + ": value of " + std::to_string(value.size()) + " bytes");
   if (flags & ~(XATTR_CREATE | XATTR_REPLACE)) return FsError(EINVAL, what + ": flags " + std::to_string(flags));
   std::lock_guard<std::mutex> lock(mu_);
+  KITE_ASSIGN_OR_RETURN(std::optional<Outcome> done, FindOutcome(rid));
+  if (done) return OkStatus();
   rocksdb::ReadOptions ro;
   KITE_ASSIGN_OR_RETURN(InodeRecord r, LoadInode(ro, ino));
   std::string key = NameKey(ino, name), old;
@@ -1040,7 +1219,7 @@ Status Store::SetXattr(uint64_t ino, std::string_view name, std::string_view val
   b.Put(xattrs_, key, rocksdb::Slice(value.data(), value.size()));
   r.ctime_ns = Now();
   PutInode(&b, r);
-  return Commit(&b, sync_metadata_, what);
+  return Commit(&b, sync_metadata_, what, rid);
 }
 
 StatusOr<std::string> Store::GetXattr(uint64_t ino, std::string_view name) {
@@ -1066,10 +1245,12 @@ StatusOr<std::vector<std::string>> Store::ListXattr(uint64_t ino) {
   return names;
 }
 
-Status Store::RemoveXattr(uint64_t ino, std::string_view name) {
+Status Store::RemoveXattr(uint64_t ino, std::string_view name, const RequestId& rid) {
   KITE_RETURN_IF_ERROR(CheckXattrName(ino, name));
   std::string what = "removexattr " + Quote(name) + " of inode " + std::to_string(ino);
   std::lock_guard<std::mutex> lock(mu_);
+  KITE_ASSIGN_OR_RETURN(std::optional<Outcome> done, FindOutcome(rid));
+  if (done) return OkStatus();
   rocksdb::ReadOptions ro;
   KITE_ASSIGN_OR_RETURN(InodeRecord r, LoadInode(ro, ino));
   std::string key = NameKey(ino, name), old;
@@ -1080,7 +1261,7 @@ Status Store::RemoveXattr(uint64_t ino, std::string_view name) {
   b.Delete(xattrs_, key);
   r.ctime_ns = Now();
   PutInode(&b, r);
-  return Commit(&b, sync_metadata_, what);
+  return Commit(&b, sync_metadata_, what, rid);
 }
 
 }  // namespace kite::fs

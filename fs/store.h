@@ -21,6 +21,15 @@
 //   and all, until its last Release(); one nobody has open stays unlinked_grace_ms (it can still
 //   be opened by number), until PurgeUnlinked(). Both are on the orphan list meanwhile, and an
 //   orphan left by a crash is removed when the store is next opened.
+// - Exactly-once changes: a change given a RequestId (client, seq) that succeeds records its
+//   outcome in the same WriteBatch as the change ("replies" family), so the outcome survives a
+//   crash exactly when the change does. The same request again (the client resent it: the
+//   reply was lost) returns that outcome and changes nothing — a replayed MakeDir the inode it
+//   made, not EEXIST; a replayed Unlink OK, not ENOENT — also after the store is reopened. A
+//   change that failed changed nothing and is not recorded (it is done again). A client's
+//   outcomes below its RequestId::acked_below are dropped with its next recorded change (a
+//   request below it is a stale copy: EALREADY); at most kMaxRepliesPerClient are kept per
+//   client; ForgetRequests() drops a client's (kite-fsd: when it expires the client).
 // - Errors are FsError() statuses (fs/fs_errors.h): ErrnoOf() gives what the kernel should see.
 //   ESTALE: the inode does not exist (any more). Bad input (names with '/' or NUL, longer than
 //   kMaxNameBytes, offsets or sizes out of range) is refused with EINVAL/ENAMETOOLONG/EFBIG and
@@ -41,6 +50,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -68,6 +78,9 @@ inline constexpr size_t kMaxIoBytes = 4 << 20;             // one Read or Write
 inline constexpr size_t kMaxXattrNameBytes = 255;
 inline constexpr size_t kMaxXattrValueBytes = 64 * 1024;
 inline constexpr uint32_t kMaxLinks = 65000;
+// Recorded outcomes kept per client (more than a client can have outstanding: one per FUSE
+// worker thread); past it the oldest go, with a warning.
+inline constexpr size_t kMaxRepliesPerClient = 1024;
 
 struct StoreOptions {
   std::string path;            // the RocksDB directory; made if missing
@@ -118,6 +131,23 @@ struct AttrChange {
   std::optional<int64_t> mtime_ns = std::nullopt;
 };
 
+// A change's request id (exactly-once changes, above; common/kitefs.thrift's RequestId).
+struct RequestId {
+  uint64_t client = 0;       // the kitefs client's id
+  uint64_t seq = 0;          // its sequence number for this change; 0: none (not recorded)
+  uint64_t acked_below = 0;  // the client has the replies of its changes with a lower seq
+  bool none() const { return client == 0 || seq == 0; }
+};
+
+// What a Create with a request id did when it was a replay.
+struct CreateReplay {
+  bool replayed = false;
+  // The handle the first send recorded, which still holds its pin (the store has not been
+  // reopened since): the caller has it already. 0: the replay pinned the inode again, for a
+  // new handle.
+  uint64_t handle = 0;
+};
+
 struct Owner {
   uint32_t uid = 0;
   uint32_t gid = 0;
@@ -149,6 +179,14 @@ struct FsStats {
   uint32_t name_max = kMaxNameBytes;
 };
 
+// The recorded outcome of a change with a request id ("replies" family, docs/kitefs.md); the
+// Store's own (at namespace scope only so that it can be a default argument).
+struct RecordedOutcome {
+  uint64_t incarnation = 0;  // the store's when it was recorded
+  uint64_t a = 0, b = 0;     // what else the change returned: inodes, or written/offset ...
+  Attr attr;                 // the inode the change returned, as it was then
+};
+
 class Store {
  public:
   // Opens (or makes) the store at options.path; orphans a crash left behind are removed, or
@@ -163,30 +201,38 @@ class Store {
 
   StatusOr<Attr> Lookup(uint64_t parent, std::string_view name);
   StatusOr<Attr> GetAttr(uint64_t ino);
-  StatusOr<Attr> SetAttr(uint64_t ino, const AttrChange& change);
+  // Every change takes a RequestId (see the contract; {}: none). A replay returns what the first
+  // call returned, with the attributes the inode has now (those it had then if it is gone).
+  StatusOr<Attr> SetAttr(uint64_t ino, const AttrChange& change, const RequestId& rid = {});
 
   // mode includes the type: S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR or S_IFBLK (not S_IFDIR/S_IFLNK).
-  StatusOr<Attr> MakeNode(uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev, Owner owner);
-  StatusOr<Attr> MakeDir(uint64_t parent, std::string_view name, uint32_t mode, Owner owner);
-  StatusOr<Attr> MakeSymlink(uint64_t parent, std::string_view name, std::string_view target, Owner owner);
+  StatusOr<Attr> MakeNode(uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev, Owner owner,
+                          const RequestId& rid = {});
+  StatusOr<Attr> MakeDir(uint64_t parent, std::string_view name, uint32_t mode, Owner owner, const RequestId& rid = {});
+  StatusOr<Attr> MakeSymlink(uint64_t parent, std::string_view name, std::string_view target, Owner owner,
+                             const RequestId& rid = {});
   StatusOr<std::string> ReadLink(uint64_t ino);
   // `removed` (if given) gets the inode the name led to, read in the same step as the change.
-  Status Unlink(uint64_t parent, std::string_view name, uint64_t* removed = nullptr);
-  Status RemoveDir(uint64_t parent, std::string_view name, uint64_t* removed = nullptr);
+  Status Unlink(uint64_t parent, std::string_view name, uint64_t* removed = nullptr, const RequestId& rid = {});
+  Status RemoveDir(uint64_t parent, std::string_view name, uint64_t* removed = nullptr, const RequestId& rid = {});
   // flags: RENAME_NOREPLACE, RENAME_EXCHANGE (Linux values); anything else is EINVAL. `moved`
   // and `replaced` (if given) get the inodes the two names led to before (0: none), read in
   // the same step as the change.
   Status Rename(uint64_t parent, std::string_view name, uint64_t new_parent, std::string_view new_name,
-                uint32_t flags, uint64_t* moved = nullptr, uint64_t* replaced = nullptr);
-  StatusOr<Attr> Link(uint64_t ino, uint64_t new_parent, std::string_view new_name);
+                uint32_t flags, uint64_t* moved = nullptr, uint64_t* replaced = nullptr, const RequestId& rid = {});
+  StatusOr<Attr> Link(uint64_t ino, uint64_t new_parent, std::string_view new_name, const RequestId& rid = {});
 
   // Open and Create pin the inode (see the contract); every success needs one Release(ino).
   // flags: open(2)'s; O_TRUNC truncates a regular file, a directory opened for writing is EISDIR.
   StatusOr<Attr> Open(uint64_t ino, int flags);
   // Opens `name` in `parent`, making it (a regular file with `mode`) if missing. O_EXCL: EEXIST
-  // if it exists. *created tells which happened.
+  // if it exists. *created tells which happened. With a request id the outcome is recorded
+  // also when the file existed (a resend must not open it twice), with `handle`, the caller's
+  // name for this open; a replay fills *replay (if given) and pins the inode again unless the
+  // first send's pin still holds (CreateReplay). ESTALE: replayed, but the file is gone.
   StatusOr<Attr> Create(uint64_t parent, std::string_view name, uint32_t mode, int flags, Owner owner,
-                        bool* created);
+                        bool* created, const RequestId& rid = {}, uint64_t handle = 0,
+                        CreateReplay* replay = nullptr);
   Status Release(uint64_t ino);
   // How many pins `ino` has (tests).
   int TEST_PinCount(uint64_t ino);
@@ -199,7 +245,8 @@ class Store {
   // At most `size` (<= kMaxIoBytes) bytes from `offset`; short only at the end of the file.
   StatusOr<std::string> Read(uint64_t ino, int64_t offset, size_t size);
   // append: at the end of the file (offset ignored), atomically with other writers.
-  StatusOr<WriteResult> Write(uint64_t ino, int64_t offset, std::string_view data, bool append);
+  StatusOr<WriteResult> Write(uint64_t ino, int64_t offset, std::string_view data, bool append,
+                              const RequestId& rid = {});
   // Makes everything written so far survive a machine crash (syncs the WAL).
   Status Sync();
   // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, FALLOC_FL_ZERO_RANGE
@@ -212,10 +259,17 @@ class Store {
   StatusOr<FsStats> StatFs();
 
   // flags: XATTR_CREATE, XATTR_REPLACE.
-  Status SetXattr(uint64_t ino, std::string_view name, std::string_view value, int flags);
+  Status SetXattr(uint64_t ino, std::string_view name, std::string_view value, int flags, const RequestId& rid = {});
   StatusOr<std::string> GetXattr(uint64_t ino, std::string_view name);
   StatusOr<std::vector<std::string>> ListXattr(uint64_t ino);
-  Status RemoveXattr(uint64_t ino, std::string_view name);
+  Status RemoveXattr(uint64_t ino, std::string_view name, const RequestId& rid = {});
+
+  // Drops every outcome recorded for `client` (it is gone: kite-fsd expired it).
+  Status ForgetRequests(uint64_t client);
+  // The clients that have recorded outcomes.
+  std::vector<uint64_t> RequestClients();
+  // How many outcomes are recorded for `client` (tests).
+  size_t TEST_RecordedRequests(uint64_t client);
 
  private:
   Store() = default;
@@ -246,10 +300,20 @@ class Store {
   void DeleteChunks(rocksdb::WriteBatch* b, uint64_t ino, uint64_t first, uint64_t end);
   Status TruncateData(rocksdb::WriteBatch* b, const InodeRecord& r, uint64_t new_size);
   Status ZeroRange(rocksdb::WriteBatch* b, const InodeRecord& r, uint64_t offset, uint64_t length);
+  using Outcome = RecordedOutcome;
+  // EXCLUSIVE_LOCKS_REQUIRED(mu_): rid's recorded outcome if it is a replay, nullopt if not (or
+  // rid is none); EALREADY for a request the client acknowledged (a stale copy).
+  StatusOr<std::optional<Outcome>> FindOutcome(const RequestId& rid);
+  // The inode's attributes now, or as the outcome recorded them if it is gone.
+  Attr Refreshed(const Outcome& o);
   StatusOr<InodeRecord> MakeInode(uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
-                                  Owner owner, std::string_view symlink_target);
-  StatusOr<Attr> OpenLocked(InodeRecord* r, int flags);
-  Status Commit(rocksdb::WriteBatch* b, bool sync, std::string_view what);
+                                  Owner owner, std::string_view symlink_target, const RequestId& rid,
+                                  uint64_t created_handle = 0);
+  StatusOr<Attr> OpenLocked(InodeRecord* r, int flags, const RequestId& rid = {}, uint64_t handle = 0);
+  // With rid (not none), `outcome` is recorded in the same batch and what the client
+  // acknowledged is dropped.
+  Status Commit(rocksdb::WriteBatch* b, bool sync, std::string_view what, const RequestId& rid = {},
+                const Outcome& outcome = {});
   Status RemoveOrphans(int64_t reclaim_ms);
 
   std::unique_ptr<rocksdb::DB> db_;
@@ -260,6 +324,7 @@ class Store {
   rocksdb::ColumnFamilyHandle* dirlist_ = nullptr;
   rocksdb::ColumnFamilyHandle* chunks_ = nullptr;
   rocksdb::ColumnFamilyHandle* xattrs_ = nullptr;
+  rocksdb::ColumnFamilyHandle* replies_ = nullptr;
   std::string path_;
   bool sync_metadata_ = true;
   // The background WAL sync (sync_interval_ms): `unsynced_` says a commit came since the last.
@@ -278,6 +343,13 @@ class Store {
   uint64_t next_ino_ = 0;                 // GUARDED_BY(mu_)
   int64_t last_time_ns_ = 0;              // GUARDED_BY(mu_)
   std::map<uint64_t, int> pins_;          // GUARDED_BY(mu_): ino → open handles
+  // Which outcomes the "replies" family holds, per client (loaded at open), and the lowest seq
+  // each client still waits for (in memory only: a stale copy dies with the process).
+  struct ClientRequests {
+    std::set<uint64_t> seqs;
+    uint64_t acked_below = 0;
+  };
+  std::map<uint64_t, ClientRequests> requests_;  // GUARDED_BY(mu_)
 };
 
 }  // namespace kite::fs

@@ -147,7 +147,7 @@ FsCluster::~FsCluster() {
 
 std::string FsCluster::mount(int i) const { return (dir_ / ("m" + std::to_string(i + 1))).string(); }
 
-Status FsCluster::StartServer() {
+Status FsCluster::StartServer(const std::vector<std::string>& env) {
   std::vector<std::string> argv = {KITE_BIN_DIR "/kite-fsd",
                                    "--config",
                                    (dir_ / "fsd.toml").string(),
@@ -160,7 +160,8 @@ Status FsCluster::StartServer() {
                                    "--client-timeout-ms",
                                    std::to_string(options_.client_timeout_ms)};
   argv.insert(argv.end(), options_.server_args.begin(), options_.server_args.end());
-  KITE_ASSIGN_OR_RETURN(server_, Subprocess::Start(argv, {}));
+  if (server_) server_log_ += server_->Stderr();  // an earlier server's, if it was not killed here
+  KITE_ASSIGN_OR_RETURN(server_, Subprocess::Start(argv, {.env = env}));
   server_->CloseStdin();
   for (int i = 0; i < 1000; ++i) {
     if (PortOpen(port_)) return OkStatus();
@@ -177,7 +178,16 @@ Status FsCluster::KillServer(int sig) {
   auto r = server_->Wait(milliseconds(10000));
   if (!r.ok()) return r.status();
   server_log_ += server_->Stderr();
+  server_.reset();
   return OkStatus();
+}
+
+StatusOr<kite::testing::ProcessResult> FsCluster::WaitForServerExit(std::chrono::milliseconds timeout) {
+  if (!server_) return FailedPrecondition("no server");
+  KITE_ASSIGN_OR_RETURN(auto r, server_->Wait(timeout));
+  server_log_ += server_->Stderr();
+  server_.reset();
+  return r;
 }
 
 std::string FsCluster::ServerLog() const { return server_log_ + (server_ ? server_->Stderr() : ""); }

@@ -39,9 +39,12 @@ class FsCluster {
   std::string Path(int i, const std::string& rel) const { return mount(i) + "/" + rel; }
   int port() const { return port_; }
 
-  // kite-fsd: kill it with `sig` and wait for its death; start it again on the same store.
+  // kite-fsd: kill it with `sig` and wait for its death; start it again on the same store
+  // (`env`: "NAME=value" for this start only, e.g. a KITE_FSD_FAULT fault point).
   Status KillServer(int sig);
-  Status StartServer();
+  Status StartServer(const std::vector<std::string>& env = {});
+  // Waits up to `timeout` for kite-fsd to end by itself (a fault point killed it).
+  StatusOr<kite::testing::ProcessResult> WaitForServerExit(std::chrono::milliseconds timeout);
   kite::testing::Subprocess* server() { return server_.get(); }
   std::string ServerLog() const;
 
