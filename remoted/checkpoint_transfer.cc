@@ -3,11 +3,10 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
-
-#include <poll.h>
 
 #include <cerrno>
 #include <chrono>
@@ -272,7 +271,10 @@ Status CheckpointTransfer::FetchFiles(const rpc::RestoreSpec& spec, bool stream_
     if (!range.ok()) return fail(range.status().With(f.name));
     const auto [pages_at, pages_len] = *range;
     if (::ftruncate(fd.get(), f.size) < 0) return fail(PosixError("sizing " + path, errno));
-    if (Status s = copy(fd.get(), remote, f.name, 0, pages_at); !s.ok()) return fail(s.With(path));
+    // The header page is here already (PAGE_DATA starts at or after its end).
+    if (Status s = WriteAllAt(fd.get(), head.data(), head.size(), 0); !s.ok()) return fail(s.With(path));
+    if (Status s = copy(fd.get(), remote, f.name, static_cast<int64_t>(head.size()), pages_at); !s.ok())
+      return fail(s.With(path));
     if (Status s = copy(fd.get(), remote, f.name, pages_at + pages_len, f.size); !s.ok()) return fail(s.With(path));
     const std::string fifo = path + ".pages";
     if (::mkfifo(fifo.c_str(), 0600) < 0) return fail(PosixError("making " + fifo, errno));
