@@ -14,38 +14,20 @@
 
 #include "fs/fs_errors.h"
 #include "fs/store.h"
+#include "tests/fs/store_fixture.h"
 #include "tests/support/status_matchers.h"
 
 namespace kite::fs {
 namespace {
 
-namespace stdfs = std::filesystem;
 
 constexpr uint64_t kClient = 0xc11e47;
 
-template <typename T>
-int Err(const StatusOr<T>& s) { return ErrnoOf(s.status()); }
-int Err(const Status& s) { return ErrnoOf(s); }
-
-class StoreReplayTest : public ::testing::Test {
+// Outcomes are kept past a restart; orphans are not reclaimed under the tests' feet.
+class StoreReplayTest : public StoreFixture {
  protected:
-  void SetUp() override {
-    dir_ = stdfs::temp_directory_path() / ("kitefs-replay-" + std::to_string(getpid()) + "-" +
-                                           ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    stdfs::remove_all(dir_);
-    Reopen();
-  }
-  void TearDown() override {
-    store_.reset();
-    stdfs::remove_all(dir_);
-  }
-  // A restart of kite-fsd: the store is closed and opened again (its outcomes are read back).
-  void Reopen() {
-    store_.reset();
-    auto s = Store::Open({.path = dir_.string(), .orphan_reclaim_ms = 60000});
-    ASSERT_OK(s);
-    store_ = std::move(s).value();
-  }
+  StoreReplayTest() : StoreFixture(/*orphan_reclaim_ms=*/60000) {}
+
   // The next request id of kClient, with every earlier one still outstanding (the client has
   // none of their replies: it may resend any of them).
   RequestId Next() {
@@ -58,8 +40,6 @@ class StoreReplayTest : public ::testing::Test {
     return page.ok() ? static_cast<int>(page->entries.size()) - 2 : -1;
   }
 
-  stdfs::path dir_;
-  std::unique_ptr<Store> store_;
   uint64_t seq_ = 0;
 };
 

@@ -16,37 +16,15 @@
 #include <set>
 
 #include "fs/fs_errors.h"
+#include "tests/fs/store_fixture.h"
 #include "tests/support/status_matchers.h"
 
 namespace kite::fs {
 namespace {
 
-namespace stdfs = std::filesystem;
 
-// errno of a failed result, or 0.
-template <typename T>
-int Err(const StatusOr<T>& s) { return ErrnoOf(s.status()); }
-int Err(const Status& s) { return ErrnoOf(s); }
-
-class StoreTest : public ::testing::Test {
+class StoreTest : public StoreFixture {
  protected:
-  void SetUp() override {
-    dir_ = stdfs::temp_directory_path() / ("kitefs-store-" + std::to_string(getpid()) + "-" +
-                                           ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    stdfs::remove_all(dir_);
-    Reopen();
-  }
-  void TearDown() override {
-    store_.reset();
-    stdfs::remove_all(dir_);
-  }
-  void Reopen(int64_t orphan_reclaim_ms = 0) {
-    store_.reset();
-    auto s = Store::Open({.path = dir_.string(), .orphan_reclaim_ms = orphan_reclaim_ms});
-    ASSERT_OK(s);
-    store_ = std::move(s).value();
-  }
-
   uint64_t MakeFile(uint64_t dir, const std::string& name, const std::string& data = "") {
     bool created = false;
     auto a = store_->Create(dir, name, 0644, O_WRONLY | O_EXCL, {1000, 1000}, &created);
@@ -94,8 +72,6 @@ class StoreTest : public ::testing::Test {
     return names;
   }
 
-  stdfs::path dir_;
-  std::unique_ptr<Store> store_;
 };
 
 TEST_F(StoreTest, FreshStoreHasARootDirectory) {
