@@ -115,7 +115,7 @@ class FuseMountImpl {
     }
     client_name_ = name;
     fsrpc::ServerInfo info;
-    Status s = pool.Call("hello", ServerPool::Retry::kIdempotent, [&](ServerPool::Client& c) {
+    Status s = pool.Call("hello", [&](ServerPool::Client& c) {
       c.hello(info, static_cast<int64_t>(client_id_), name, fsrpc::g_kitefs_constants.FS_PROTOCOL_VERSION);
     });
     if (!s.ok()) return Status(s.code(), "cannot reach " + pool.peer() + ": " + s.message());
@@ -135,7 +135,7 @@ class FuseMountImpl {
         if (stopping_) return;
       }
       fsrpc::Invalidations inv;
-      Status s = pool_->Call("wait_invalidations", ServerPool::Retry::kIdempotent, [&](ServerPool::Client& c) {
+      Status s = pool_->Call("wait_invalidations", [&](ServerPool::Client& c) {
         c.wait_invalidations(inv, static_cast<int64_t>(client_id_), seq, kPollWaitMs);
       });
       if (!s.ok()) {
@@ -168,7 +168,7 @@ class FuseMountImpl {
   // Registers again with a restarted server, under our name (for its logs).
   void Rehello() {
     fsrpc::ServerInfo info;
-    Status s = pool_->Call("hello", ServerPool::Retry::kIdempotent, [&](ServerPool::Client& c) {
+    Status s = pool_->Call("hello", [&](ServerPool::Client& c) {
       c.hello(info, static_cast<int64_t>(client_id_), client_name_, fsrpc::g_kitefs_constants.FS_PROTOCOL_VERSION);
     });
     if (!s.ok()) KLOG_WARN("{}", s.message());
@@ -180,8 +180,7 @@ class FuseMountImpl {
       cv_.wait_for(lock, std::chrono::milliseconds(keepalive_ms_));
       if (stopping_) break;
       lock.unlock();
-      Status s = pool_->Call("keepalive", ServerPool::Retry::kIdempotent,
-                             [&](ServerPool::Client& c) { c.keepalive(static_cast<int64_t>(client_id_)); });
+      Status s = pool_->Call("keepalive", [&](ServerPool::Client& c) { c.keepalive(static_cast<int64_t>(client_id_)); });
       if (!s.ok()) KLOG_WARN("{}", s.message());
       lock.lock();
     }

@@ -24,7 +24,6 @@
 namespace kite::fs {
 namespace {
 
-using Retry = ServerPool::Retry;
 using Client = ServerPool::Client;
 
 // File capabilities: the kernel asks for this attribute before every write (to drop it), which
@@ -136,7 +135,7 @@ void FuseOps::Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (CallbacksAreLive() && negatives_.Contains(parent, name)) return (void)fuse_reply_err(req, ENOENT);
   const uint64_t ticket = negatives_.Ticket(parent);
   fsrpc::Attr a;
-  Status s = pool_->Call("lookup", Retry::kIdempotent, [&](Client& c) { c.lookup(a, Ino(parent), name, static_cast<int64_t>(client_id_)); });
+  Status s = pool_->Call("lookup", [&](Client& c) { c.lookup(a, Ino(parent), name, static_cast<int64_t>(client_id_)); });
   if (!s.ok() && ErrnoOf(s) == ENOENT) {
     // Kept here, not as a kernel negative entry (fs/negative_cache.h says why): an error reply
     // leaves the kernel nothing it trusts, so it asks again at its next path walk. This lookup
@@ -164,7 +163,7 @@ void FuseOps::ForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forget
 
 void FuseOps::GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   fsrpc::Attr a;
-  Status s = pool_->Call("getattr", Retry::kIdempotent, [&](Client& c) { c.getattr(a, Ino(ino), static_cast<int64_t>(client_id_)); });
+  Status s = pool_->Call("getattr", [&](Client& c) { c.getattr(a, Ino(ino), static_cast<int64_t>(client_id_)); });
   if (!s.ok()) return ReplyError(req, s);
   struct stat st = ToStat(a);
   nodes_.AttrGiven(ino, a.ctime_ns);
@@ -190,8 +189,7 @@ void FuseOps::SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_
   }
   fsrpc::Attr a;
   auto change = changes_.Begin();
-  Status s = pool_->Call("setattr", Retry::kIdempotent,
-                         [&](Client& c) { c.setattr(a, Ino(ino), w, static_cast<int64_t>(client_id_), change.id()); });
+  Status s = pool_->Call("setattr", [&](Client& c) { c.setattr(a, Ino(ino), w, static_cast<int64_t>(client_id_), change.id()); });
   if (!s.ok()) return ReplyError(req, s);
   // A truncation here went through the kernel's page cache too, but another host may have
   // written meanwhile: the next open fetches the data again.
@@ -203,7 +201,7 @@ void FuseOps::SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_
 
 void FuseOps::ReadLink(fuse_req_t req, fuse_ino_t ino) {
   std::string target;
-  Status s = pool_->Call("readlink", Retry::kIdempotent, [&](Client& c) { c.readlink(target, Ino(ino), static_cast<int64_t>(client_id_)); });
+  Status s = pool_->Call("readlink", [&](Client& c) { c.readlink(target, Ino(ino), static_cast<int64_t>(client_id_)); });
   if (!s.ok()) return ReplyError(req, s);
   fuse_reply_readlink(req, target.c_str());
 }
@@ -213,7 +211,7 @@ void FuseOps::MkNod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t 
   fsrpc::Attr a;
   fsrpc::Caller caller = CallerOf(req);
   auto change = changes_.Begin();
-  Status s = pool_->Call("mknod", Retry::kIdempotent, [&](Client& c) {
+  Status s = pool_->Call("mknod", [&](Client& c) {
     c.mknod(a, Ino(parent), name, static_cast<int32_t>(mode), static_cast<int64_t>(rdev), caller,
             static_cast<int64_t>(client_id_), change.id());
   });
@@ -226,7 +224,7 @@ void FuseOps::MkDir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t 
   fsrpc::Attr a;
   fsrpc::Caller caller = CallerOf(req);
   auto change = changes_.Begin();
-  Status s = pool_->Call("mkdir", Retry::kIdempotent, [&](Client& c) {
+  Status s = pool_->Call("mkdir", [&](Client& c) {
     c.mkdir(a, Ino(parent), name, static_cast<int32_t>(mode), caller, static_cast<int64_t>(client_id_), change.id());
   });
   if (!s.ok()) return ReplyError(req, s);
@@ -235,16 +233,14 @@ void FuseOps::MkDir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t 
 
 void FuseOps::Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   auto change = changes_.Begin();
-  Status s = pool_->Call("unlink", Retry::kIdempotent,
-                         [&](Client& c) { c.unlink(Ino(parent), name, static_cast<int64_t>(client_id_), change.id()); });
+  Status s = pool_->Call("unlink", [&](Client& c) { c.unlink(Ino(parent), name, static_cast<int64_t>(client_id_), change.id()); });
   if (!s.ok()) return ReplyError(req, s);
   fuse_reply_err(req, 0);
 }
 
 void FuseOps::RmDir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   auto change = changes_.Begin();
-  Status s = pool_->Call("rmdir", Retry::kIdempotent,
-                         [&](Client& c) { c.rmdir(Ino(parent), name, static_cast<int64_t>(client_id_), change.id()); });
+  Status s = pool_->Call("rmdir", [&](Client& c) { c.rmdir(Ino(parent), name, static_cast<int64_t>(client_id_), change.id()); });
   if (!s.ok()) return ReplyError(req, s);
   fuse_reply_err(req, 0);
 }
@@ -254,7 +250,7 @@ void FuseOps::Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const
   fsrpc::Attr a;
   fsrpc::Caller caller = CallerOf(req);
   auto change = changes_.Begin();
-  Status s = pool_->Call("symlink", Retry::kIdempotent, [&](Client& c) {
+  Status s = pool_->Call("symlink", [&](Client& c) {
     c.symlink(a, Ino(parent), name, link, caller, static_cast<int64_t>(client_id_), change.id());
   });
   if (!s.ok()) return ReplyError(req, s);
@@ -266,7 +262,7 @@ void FuseOps::Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_i
   NameMade made(&negatives_, newparent, newname);
   NameMade exchanged(&negatives_, parent, name);  // RENAME_EXCHANGE aside, harmless
   auto change = changes_.Begin();
-  Status s = pool_->Call("rename", Retry::kIdempotent, [&](Client& c) {
+  Status s = pool_->Call("rename", [&](Client& c) {
     c.rename(Ino(parent), name, Ino(newparent), newname, static_cast<int32_t>(flags), static_cast<int64_t>(client_id_),
              change.id());
   });
@@ -278,7 +274,7 @@ void FuseOps::Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const c
   NameMade made(&negatives_, newparent, newname);
   fsrpc::Attr a;
   auto change = changes_.Begin();
-  Status s = pool_->Call("link", Retry::kIdempotent, [&](Client& c) {
+  Status s = pool_->Call("link", [&](Client& c) {
     c.link(a, Ino(ino), Ino(newparent), newname, static_cast<int64_t>(client_id_), change.id());
   });
   if (!s.ok()) return ReplyError(req, s);
@@ -325,8 +321,7 @@ int64_t FuseOps::RemoveFile(OpenFile* f) {
 
 void FuseOps::ReleaseHandle(int64_t handle) {
   if (handle == 0) return;  // nothing to release (a shared read handle kept for later)
-  Status s = pool_->Call("release", Retry::kIdempotent,
-                         [&](Client& c) { c.release(static_cast<int64_t>(client_id_), handle); });
+  Status s = pool_->Call("release", [&](Client& c) { c.release(static_cast<int64_t>(client_id_), handle); });
   if (!s.ok()) KLOG_WARN("{}", s.message());  // the server releases it when it expires us
 }
 
@@ -439,8 +434,7 @@ void FuseOps::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     return;
   }
   fsrpc::OpenReply reply;
-  Status s = pool_->Call("open", Retry::kIdempotent,
-                         [&](Client& c) { c.open(reply, static_cast<int64_t>(client_id_), Ino(ino), flags); });
+  Status s = pool_->Call("open", [&](Client& c) { c.open(reply, static_cast<int64_t>(client_id_), Ino(ino), flags); });
   if (!s.ok()) return ReplyError(req, s);
   FinishOpen(ino, reply, fi);
   if (ReadOnlyOpen(flags) && reply.cache) {
@@ -469,7 +463,7 @@ void FuseOps::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t
   // With its request id a resend gets the first send's answer (not EEXIST for O_EXCL, not a
   // second handle).
   auto change = changes_.Begin();
-  Status s = pool_->Call("create", Retry::kIdempotent, [&](Client& c) {
+  Status s = pool_->Call("create", [&](Client& c) {
     c.create(reply, static_cast<int64_t>(client_id_), Ino(parent), name, static_cast<int32_t>(mode), flags, caller,
              change.id());
   });
@@ -488,8 +482,7 @@ void FuseOps::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t
 
 void FuseOps::Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
   std::string data;
-  Status s = pool_->Call("read", Retry::kIdempotent,
-                         [&](Client& c) { c.read(data, Ino(ino), off, static_cast<int32_t>(size), static_cast<int64_t>(client_id_)); });
+  Status s = pool_->Call("read", [&](Client& c) { c.read(data, Ino(ino), off, static_cast<int32_t>(size), static_cast<int64_t>(client_id_)); });
   if (!s.ok()) return ReplyError(req, s);
   fuse_reply_buf(req, data.data(), data.size());
 }
@@ -503,7 +496,7 @@ void FuseOps::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size
   std::optional<ChangeIds::Change> change;
   fsrpc::RequestId none;
   if (append) change.emplace(changes_.Begin());
-  Status s = pool_->Call("write", Retry::kIdempotent, [&](Client& c) {
+  Status s = pool_->Call("write", [&](Client& c) {
     c.write(reply, Ino(ino), off, data, append, static_cast<int64_t>(client_id_), change ? change->id() : none);
   });
   if (!s.ok()) return ReplyError(req, s);
@@ -556,7 +549,7 @@ void FuseOps::Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 void FuseOps::Fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info*) {
-  Status s = pool_->Call("fsync", Retry::kIdempotent, [&](Client& c) { c.fsync(Ino(ino), datasync != 0); });
+  Status s = pool_->Call("fsync", [&](Client& c) { c.fsync(Ino(ino), datasync != 0); });
   fuse_reply_err(req, ErrnoOf(s));
 }
 
@@ -570,8 +563,7 @@ void FuseOps::ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fu
   fsrpc::DirPage page;
   // The smallest kernel dirent takes 32 bytes: ask for no more than could fit.
   int32_t max_entries = static_cast<int32_t>(size / 32 + 1);
-  Status s = pool_->Call("readdir", Retry::kIdempotent,
-                         [&](Client& c) { c.readdir(page, Ino(ino), static_cast<int64_t>(off), max_entries, static_cast<int64_t>(client_id_)); });
+  Status s = pool_->Call("readdir", [&](Client& c) { c.readdir(page, Ino(ino), static_cast<int64_t>(off), max_entries, static_cast<int64_t>(client_id_)); });
   if (!s.ok()) return ReplyError(req, s);
   std::vector<char> buf(size);
   size_t used = 0;
@@ -590,13 +582,13 @@ void FuseOps::ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fu
 void FuseOps::ReleaseDir(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
 
 void FuseOps::FsyncDir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info*) {
-  Status s = pool_->Call("fsyncdir", Retry::kIdempotent, [&](Client& c) { c.fsync(Ino(ino), datasync != 0); });
+  Status s = pool_->Call("fsyncdir", [&](Client& c) { c.fsync(Ino(ino), datasync != 0); });
   fuse_reply_err(req, ErrnoOf(s));
 }
 
 void FuseOps::StatFs(fuse_req_t req, fuse_ino_t) {
   fsrpc::FsStats f;
-  Status s = pool_->Call("statfs", Retry::kIdempotent, [&](Client& c) { c.statfs(f); });
+  Status s = pool_->Call("statfs", [&](Client& c) { c.statfs(f); });
   if (!s.ok()) return ReplyError(req, s);
   struct statvfs v {};
   v.f_bsize = static_cast<unsigned long>(f.block_size);
@@ -615,7 +607,7 @@ void FuseOps::SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const c
   if (std::strcmp(name, kCapabilityXattr) == 0 || IsSystemXattr(name)) return fuse_reply_err(req, EOPNOTSUPP), void();
   std::string v(value, size);
   auto change = changes_.Begin();
-  Status s = pool_->Call("setxattr", Retry::kIdempotent, [&](Client& c) {
+  Status s = pool_->Call("setxattr", [&](Client& c) {
     c.setxattr(Ino(ino), name, v, flags, static_cast<int64_t>(client_id_), change.id());
   });
   fuse_reply_err(req, ErrnoOf(s));
@@ -625,7 +617,7 @@ void FuseOps::GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t 
   if (std::strcmp(name, kCapabilityXattr) == 0) return fuse_reply_err(req, ENODATA), void();
   if (IsSystemXattr(name)) return fuse_reply_err(req, EOPNOTSUPP), void();
   std::string v;
-  Status s = pool_->Call("getxattr", Retry::kIdempotent, [&](Client& c) { c.getxattr(v, Ino(ino), name); });
+  Status s = pool_->Call("getxattr", [&](Client& c) { c.getxattr(v, Ino(ino), name); });
   if (!s.ok()) return ReplyError(req, s);
   if (size == 0) return fuse_reply_xattr(req, v.size()), void();
   if (v.size() > size) return fuse_reply_err(req, ERANGE), void();
@@ -634,7 +626,7 @@ void FuseOps::GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t 
 
 void FuseOps::ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   std::vector<std::string> names;
-  Status s = pool_->Call("listxattr", Retry::kIdempotent, [&](Client& c) { c.listxattr(names, Ino(ino)); });
+  Status s = pool_->Call("listxattr", [&](Client& c) { c.listxattr(names, Ino(ino)); });
   if (!s.ok()) return ReplyError(req, s);
   std::string all;
   for (const auto& n : names) {
@@ -650,7 +642,7 @@ void FuseOps::RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   if (std::strcmp(name, kCapabilityXattr) == 0) return fuse_reply_err(req, ENODATA), void();
   if (IsSystemXattr(name)) return fuse_reply_err(req, EOPNOTSUPP), void();
   auto change = changes_.Begin();
-  Status s = pool_->Call("removexattr", Retry::kIdempotent, [&](Client& c) {
+  Status s = pool_->Call("removexattr", [&](Client& c) {
     c.removexattr(Ino(ino), name, static_cast<int64_t>(client_id_), change.id());
   });
   fuse_reply_err(req, ErrnoOf(s));
@@ -658,8 +650,7 @@ void FuseOps::RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
 
 void FuseOps::Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, fuse_file_info*) {
   fsrpc::Attr a;
-  Status s = pool_->Call("fallocate", Retry::kIdempotent,
-                         [&](Client& c) { c.fallocate(a, Ino(ino), mode, offset, length, static_cast<int64_t>(client_id_)); });
+  Status s = pool_->Call("fallocate", [&](Client& c) { c.fallocate(a, Ino(ino), mode, offset, length, static_cast<int64_t>(client_id_)); });
   if (s.ok()) nodes_.Distrust(ino);
   fuse_reply_err(req, ErrnoOf(s));
 }
@@ -718,7 +709,7 @@ void FuseOps::HoldAgain() {
   for (size_t i = 0; i < known.size(); i += kPerCall) {
     std::vector<int64_t> part(known.begin() + static_cast<std::ptrdiff_t>(i),
                               known.begin() + static_cast<std::ptrdiff_t>(std::min(known.size(), i + kPerCall)));
-    Status s = pool_->Call("hold", Retry::kIdempotent, [&](Client& c) { c.hold(static_cast<int64_t>(client_id_), part); });
+    Status s = pool_->Call("hold", [&](Client& c) { c.hold(static_cast<int64_t>(client_id_), part); });
     if (!s.ok()) {
       // Not fatal: an inode not held again is still checked at every open (close-to-open).
       KLOG_WARN("could not tell the restarted server which inodes this host caches: {}", s.message());
@@ -752,7 +743,7 @@ void FuseOps::ReclaimAfterRestart(int64_t incarnation) {
     // The open as it was, minus what it did once (truncate, create).
     int flags = it.flags & ~(O_TRUNC | O_CREAT | O_EXCL);
     fsrpc::OpenReply reply;
-    Status s = pool_->Call("open (reclaim)", Retry::kIdempotent, [&](Client& c) {
+    Status s = pool_->Call("open (reclaim)", [&](Client& c) {
       c.open(reply, static_cast<int64_t>(client_id_), static_cast<int64_t>(it.ino), flags);
     });
     if (!s.ok()) {

@@ -13,7 +13,6 @@
 namespace kite::fs {
 namespace {
 
-using Retry = ServerPool::Retry;
 using Client = ServerPool::Client;
 
 fsrpc::FileLock ToWire(const HeldLock& l) {
@@ -37,7 +36,7 @@ LockClient::Outcome LockClient::TrySet(uint64_t ino, const HeldLock& l, int wait
   std::shared_lock<std::shared_mutex> rl(reclaim_mu_);
   fsrpc::FileLock w = ToWire(l);
   // Idempotent: asking again for the same lock (or unlock) by the same owner changes nothing.
-  Status s = pool_->Call("setlk", Retry::kIdempotent, [&](Client& c) {
+  Status s = pool_->Call("setlk", [&](Client& c) {
     c.setlk(static_cast<int64_t>(client_id_), static_cast<int64_t>(ino), w, wait_ms, reclaim);
   });
   std::lock_guard<std::mutex> lock(mu_);
@@ -57,7 +56,7 @@ LockClient::Outcome LockClient::TrySet(uint64_t ino, const HeldLock& l, int wait
 
 LockClient::Outcome LockClient::TryGet(uint64_t ino, const HeldLock& l, fsrpc::FileLock* conflict, Status* out) {
   fsrpc::FileLock w = ToWire(l);
-  Status s = pool_->Call("getlk", Retry::kIdempotent, [&](Client& c) {
+  Status s = pool_->Call("getlk", [&](Client& c) {
     c.getlk(*conflict, static_cast<int64_t>(client_id_), static_cast<int64_t>(ino), w);
   });
   if (s.ok()) return Outcome::kGranted;
@@ -150,7 +149,7 @@ void LockClient::Reclaim() {
   size_t lost = 0;
   for (const auto& [ino, l] : all) {
     fsrpc::FileLock w = ToWire(l);
-    Status s = pool_->Call("setlk (reclaim)", Retry::kIdempotent, [&](Client& c) {
+    Status s = pool_->Call("setlk (reclaim)", [&](Client& c) {
       c.setlk(static_cast<int64_t>(client_id_), static_cast<int64_t>(ino), w, 0, /*reclaim=*/true);
     });
     if (s.ok()) continue;

@@ -9,18 +9,16 @@ ServerPool::ServerPool(std::shared_ptr<TlsContext> tls, Options options)
     : tls_(std::move(tls)), options_(std::move(options)),
       peer_("kite-fsd " + options_.host + ":" + std::to_string(options_.port)) {}
 
-StatusOr<ServerPool::Pooled> ServerPool::Acquire() {
+StatusOr<std::unique_ptr<Conn<ServerPool::Client>>> ServerPool::Acquire() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!idle_.empty()) {
-      Pooled p{std::move(idle_.back()), true};
+      std::unique_ptr<Conn<Client>> conn = std::move(idle_.back());
       idle_.pop_back();
-      return p;
+      return conn;
     }
   }
-  KITE_ASSIGN_OR_RETURN(auto conn, Connect<Client>(*tls_, options_.host, options_.port, options_.connect_timeout_ms,
-                                                   options_.call_timeout_ms));
-  return Pooled{std::move(conn), false};
+  return Connect<Client>(*tls_, options_.host, options_.port, options_.connect_timeout_ms, options_.call_timeout_ms);
 }
 
 void ServerPool::Return(std::unique_ptr<Conn<Client>> conn) {

@@ -3,14 +3,10 @@
 //
 // Call() runs one FileService call and turns what it throws into a Status: FsError keeps its
 // errno (fs/fs_errors.h), a transport failure is Unavailable. A server that is restarting is
-// waited for, up to retry_for_ms: a call that could not be sent (no connection) is always
-// retried; one that failed after it was sent is retried when it is kIdempotent — idempotent
-// (lookup, read, write at an offset, ...) or a change with a request id (mkdir, create,
-// rename, ...: the server answers a resend with the first send's outcome, fs/change_ids.h),
-// which is every call kitefs makes. kOnce, for a change sent without a request id, is retried
-// only when it went out on a pooled connection that turned out to be dead (the server
-// restarted since it was last used, so the request died with the old server); otherwise a
-// lost reply is reported as Unavailable (EIO).
+// waited for, up to retry_for_ms, and every call is sent again after a transport failure: each
+// is idempotent (lookup, read, write at an offset, ...) or a change with a request id (mkdir,
+// create, rename, an append, ...: the server answers a resend with the first send's outcome,
+// fs/change_ids.h). A new call that is not idempotent must carry a request id too.
 //
 // Thread safety: Call() from any number of threads; each gets its own connection.
 #pragma once
@@ -42,28 +38,21 @@ class ServerPool {
     int retry_for_ms = 20000;     // how long a call waits for a restarting server
     size_t max_idle = 16;         // connections kept open between calls
   };
-  enum class Retry {
-    kIdempotent,   // safe to send again after a failure (idempotent, or with a request id)
-    kOnce,         // a change without a request id: sent again only when it surely did not arrive
-  };
   using Client = fsrpc::FileServiceClient;
 
   ServerPool(std::shared_ptr<TlsContext> tls, Options options);
 
   // Runs fn(Client&) (one Thrift call) on a pooled connection; see the header comment.
   template <typename Fn>
-  Status Call(std::string_view op, Retry retry, Fn&& fn);
+  Status Call(std::string_view op, Fn&& fn);
 
   const std::string& peer() const { return peer_; }
   // From now on calls fail at once instead of waiting for the server (unmounting).
   void Shutdown() { shutdown_ = true; }
 
  private:
-  struct Pooled {
-    std::unique_ptr<Conn<Client>> conn;
-    bool reused = false;
-  };
-  StatusOr<Pooled> Acquire();
+  // An idle connection, or a new one.
+  StatusOr<std::unique_ptr<Conn<Client>>> Acquire();
   void Return(std::unique_ptr<Conn<Client>> conn);
   void DropIdle();  // after a transport failure: the other idle connections are likely dead too
   Status FromFsError(const fsrpc::FsError& e, std::string_view op);
@@ -77,34 +66,26 @@ class ServerPool {
 };
 
 template <typename Fn>
-Status ServerPool::Call(std::string_view op, Retry retry, Fn&& fn) {
+Status ServerPool::Call(std::string_view op, Fn&& fn) {
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + std::chrono::milliseconds(options_.retry_for_ms);
   auto backoff = std::chrono::milliseconds(50);
-  bool resent = false;
   for (;;) {
     Status failure;
-    auto pooled = Acquire();
-    if (!pooled.ok()) {
-      failure = pooled.status();  // not sent: always worth another try
+    auto conn = Acquire();
+    if (!conn.ok()) {
+      failure = conn.status();  // not sent: always worth another try
     } else {
       try {
-        fn(*pooled->conn->client);
-        Return(std::move(pooled->conn));
+        fn(*(*conn)->client);
+        Return(std::move(*conn));
         return OkStatus();
       } catch (const fsrpc::FsError& e) {
-        Return(std::move(pooled->conn));
+        Return(std::move(*conn));
         return FromFsError(e, op);
       } catch (const apache::thrift::transport::TTransportException& e) {
         DropIdle();
         failure = Unavailable(std::string(op) + ": " + peer_ + ": " + e.what());
-        if (retry == Retry::kOnce) {
-          // Sent, and perhaps applied, unless it went out on a pooled connection that had died
-          // while idle: then it gets one more try at once, on a fresh connection.
-          if (!pooled->reused || resent) return failure;
-          resent = true;
-          continue;
-        }
       } catch (const std::exception& e) {
         return Internal(std::string(op) + ": " + peer_ + ": " + e.what());
       }

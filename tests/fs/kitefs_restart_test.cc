@@ -150,7 +150,7 @@ TEST_F(KitefsCrashAfterCommitTest, ASecondSendOfARequestIdGetsTheFirstOutcome) {
   auto direct = cluster_->DirectClient();
   ASSERT_OK(direct);
   ServerPool& p = **direct;
-  auto call = [&](auto&& fn) { return p.Call("direct", ServerPool::Retry::kIdempotent, [&](ServerPool::Client& c) { fn(c); }); };
+  auto call = [&](auto&& fn) { return p.Call("direct", [&](ServerPool::Client& c) { fn(c); }); };
   constexpr int64_t kClient = 0x5e55;
   fsrpc::Caller caller;
   fsrpc::RequestId mk, cr;

@@ -386,8 +386,7 @@ TEST_F(KitefsTest, UnlinkedOpenFileStaysReadableUntilClosed) {
   Status s;
   for (int i = 0; i < 100; ++i) {
     fsrpc::Attr a;
-    s = (*direct)->Call("getattr", ServerPool::Retry::kIdempotent,
-                        [&](ServerPool::Client& c) { c.getattr(a, static_cast<int64_t>(st.st_ino), 0); });
+    s = (*direct)->Call("getattr", [&](ServerPool::Client& c) { c.getattr(a, static_cast<int64_t>(st.st_ino), 0); });
     if (!s.ok()) break;
     std::this_thread::sleep_for(milliseconds(50));
   }
@@ -729,8 +728,7 @@ TEST_F(KitefsTest, ClientKilledMidWriteLeavesTheServerHealthy) {
   Status s;
   for (int i = 0; i < 200; ++i) {
     fsrpc::Attr a;
-    s = (*direct)->Call("getattr", ServerPool::Retry::kIdempotent,
-                        [&](ServerPool::Client& c) { c.getattr(a, static_cast<int64_t>(held.st_ino), 0); });
+    s = (*direct)->Call("getattr", [&](ServerPool::Client& c) { c.getattr(a, static_cast<int64_t>(held.st_ino), 0); });
     if (!s.ok()) break;
     std::this_thread::sleep_for(milliseconds(50));
   }
@@ -745,7 +743,7 @@ TEST_F(KitefsTest, BadInputOverTheWireGetsClearErrors) {
   ASSERT_OK(direct);
   ServerPool& p = **direct;
   auto err = [&](auto&& fn) {
-    return ErrnoOf(p.Call("bad", ServerPool::Retry::kIdempotent, [&](ServerPool::Client& c) { fn(c); }));
+    return ErrnoOf(p.Call("bad", [&](ServerPool::Client& c) { fn(c); }));
   };
   fsrpc::Attr a;
   std::string s;
